@@ -1,0 +1,53 @@
+# ramen-p2p developer entry points. `make test` and `make demo` work on a fresh machine:
+# they create the virtualenv and build the local control planes and S3 server on first use.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: test lint typecheck unit build env-up env-down env-status demo bench clean
+
+$(STAMP): pyproject.toml
+	@echo "==> creating virtualenv $(VENV) and installing ramen-p2p with dev tools"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+lint: $(STAMP)
+	@echo "==> ruff"
+	@$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	@echo "==> mypy"
+	@$(VENV)/bin/mypy
+
+build: $(STAMP)
+	@echo "==> building kube-apiserver, kubectl, etcd and the S3 server (cached outside git)"
+	@$(PY) -m e2e.localenv build
+
+unit: $(STAMP)
+	@$(VENV)/bin/pytest tests/unit
+
+test: lint typecheck build
+	@echo "==> pytest (unit, integration against real kube-apiservers and S3, e2e scenarios)"
+	@$(VENV)/bin/pytest
+
+env-up: build
+	@$(PY) -m e2e.localenv up --clusters east,west
+
+env-down: $(STAMP)
+	@$(PY) -m e2e.localenv down
+
+env-status: $(STAMP)
+	@$(PY) -m e2e.localenv status
+
+demo: env-up
+	@echo
+	@echo "The local environment is up: two clusters (east, west) and an S3 server."
+	@echo "  kubectl: $$($(PY) -c 'from e2e.localenv import build; print(build.binaries().kubectl)')"
+	@echo "  kubeconfigs: .localenv/east.kubeconfig, .localenv/west.kubeconfig; S3: .localenv/s3.json"
+	@echo "Stop it with: make env-down"
+
+clean: env-down
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""End-to-end tooling: the local two-cluster environment, the VRG simulator and scenarios."""

@@ -1,0 +1,43 @@
+"""python -m e2e.localenv build|up|down|status"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from e2e.localenv import build
+from e2e.localenv.env import LocalEnv, StartError, down, up
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m e2e.localenv", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("build", help="build kube-apiserver, kubectl, etcd and the S3 server (cached)")
+    p_up = sub.add_parser("up", help="start the clusters and the S3 server (idempotent)")
+    p_up.add_argument("--clusters", default="east,west", help="comma-separated cluster names")
+    sub.add_parser("down", help="stop what 'up' started and remove its state")
+    sub.add_parser("status", help="say what runs")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.cmd == "build":
+            build.build()
+        elif args.cmd == "up":
+            names = [c.strip() for c in args.clusters.split(",") if c.strip()]
+            if not names:
+                parser.error("--clusters needs at least one name")
+            up(names)
+        elif args.cmd == "down":
+            down()
+        else:
+            print("\n".join(LocalEnv.load().status_lines()))
+    except StartError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Build the local environment's third-party binaries from their Go modules.
+
+Binaries land in a cache outside the repository, keyed by component and
+version, so a warm build is a few stat calls. Nothing built here is committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+KUBERNETES_VERSION = "v1.35.4"
+ETCD_VERSION = "v3.6.16"
+VERSITYGW_VERSION = "v1.8.0"
+
+
+def cache_root() -> Path:
+    base = os.environ.get("RAMEN_P2P_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ramen-p2p"
+    )
+    return Path(base)
+
+
+@dataclass(frozen=True)
+class Binaries:
+    kube_apiserver: Path
+    kubectl: Path
+    etcd: Path
+    versitygw: Path
+
+    def missing(self) -> list[Path]:
+        return [p for p in (self.kube_apiserver, self.kubectl, self.etcd, self.versitygw) if not p.exists()]
+
+
+def binaries() -> Binaries:
+    root = cache_root() / "bin"
+    k8s = root / f"kubernetes-{KUBERNETES_VERSION}"
+    return Binaries(
+        kube_apiserver=k8s / "kube-apiserver",
+        kubectl=k8s / "kubectl",
+        etcd=root / f"etcd-{ETCD_VERSION}" / "etcd",
+        versitygw=root / f"versitygw-{VERSITYGW_VERSION}" / "versitygw",
+    )
+
+
+def _say(msg: str) -> None:
+    print(f"[build] {msg}", flush=True)
+
+
+def _go(args: list[str], cwd: Path) -> None:
+    env = dict(os.environ)
+    env.setdefault("GOFLAGS", "-buildvcs=false")
+    env["GOWORK"] = "off"
+    env["CGO_ENABLED"] = "0"
+    proc = subprocess.Popen(
+        ["go", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    tail: list[str] = []
+    started = time.monotonic()
+    last_beat = started
+    for line in proc.stdout:
+        tail = ([*tail, line.rstrip()])[-40:]
+        if line.startswith("go: downloading"):
+            continue
+        now = time.monotonic()
+        if now - last_beat > 30:
+            _say(f"  ... still running go {args[0]} ({now - started:.0f}s)")
+            last_beat = now
+    if proc.wait() != 0:
+        raise SystemExit("go " + " ".join(args) + " failed:\n" + "\n".join(tail))
+
+
+def _wrapper(name: str) -> Path:
+    d = cache_root() / "wrappers" / name
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _with_heartbeat(label: str, fn: Callable[[], None]) -> None:
+
+    done = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not done.wait(20):
+            _say(f"  ... {label}: {time.monotonic() - started:.0f}s elapsed")
+
+    t = threading.Thread(target=beat, daemon=True)
+    t.start()
+    try:
+        fn()
+    finally:
+        done.set()
+    _say(f"{label}: done in {time.monotonic() - started:.0f}s")
+
+
+def staging_replaces(kubernetes_version: str, workdir: Path) -> dict[str, str]:
+    """Map each staging module of k8s.io/kubernetes to its published v0.x.y.
+
+    The list is read from the module proxy's copy of kubernetes' go.mod, whose
+    replace block points every staging module at ./staging/src/...
+    """
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{kubernetes_version}"],
+        cwd=workdir, check=True, capture_output=True, text=True, env={**os.environ, "GOWORK": "off"},
+    )
+    gomod = Path(json.loads(out.stdout)["GoMod"]).read_text()
+    major_minor_patch = kubernetes_version.lstrip("v").split(".")
+    staging_version = f"v0.{major_minor_patch[1]}.{major_minor_patch[2]}"
+    mods = re.findall(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/src/", gomod, flags=re.M)
+    if not mods:
+        raise SystemExit("could not find staging replaces in kubernetes go.mod")
+    return {m: staging_version for m in mods}
+
+
+def build_kubernetes(target: Binaries) -> None:
+    wd = _wrapper(f"kubernetes-{KUBERNETES_VERSION}")
+    (wd / "go.mod").write_text("module ramenp2p.local/kubebuild\n\ngo 1.24\n")
+    replaces = staging_replaces(KUBERNETES_VERSION, wd)
+    _say(f"kubernetes {KUBERNETES_VERSION}: {len(replaces)} staging modules pinned to their published versions")
+    lines = ["module ramenp2p.local/kubebuild", "", "go 1.24", "",
+             f"require k8s.io/kubernetes {KUBERNETES_VERSION}", "", "replace ("]
+    lines += [f"\t{m} => {m} {v}" for m, v in sorted(replaces.items())]
+    lines += [")", ""]
+    (wd / "go.mod").write_text("\n".join(lines))
+    (wd / "tools.go").write_text(
+        "//go:build tools\n\npackage tools\n\nimport (\n"
+        '\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n'
+    )
+    _with_heartbeat("resolving kubernetes modules", lambda: _go(["mod", "tidy"], wd))
+    minor = KUBERNETES_VERSION.lstrip("v").split(".")[1]
+    date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    ldflags = " ".join(
+        f"-X {pkg}.{k}={v}"
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for k, v in (
+            ("gitVersion", KUBERNETES_VERSION), ("gitMajor", "1"), ("gitMinor", minor),
+            ("gitTreeState", "clean"), ("buildDate", date),
+        )
+    )
+    out = target.kube_apiserver.parent
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".partial"
+    tmp.mkdir(exist_ok=True)
+    _with_heartbeat(
+        "compiling kube-apiserver and kubectl (several minutes when cold)",
+        lambda: _go(["build", "-trimpath", "-ldflags", f"-s -w {ldflags}", "-o", str(tmp) + "/",
+                     "k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kubectl"], wd),
+    )
+    for name in ("kube-apiserver", "kubectl"):
+        (tmp / name).rename(out / name)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build_simple(label: str, module: str, version: str, package: str, dest: Path) -> None:
+    wd = _wrapper(f"{label}-{version}")
+    (wd / "go.mod").write_text(f"module ramenp2p.local/{label}build\n\ngo 1.24\n\nrequire {module} {version}\n")
+    (wd / "tools.go").write_text(f'//go:build tools\n\npackage tools\n\nimport _ "{package}"\n')
+    _with_heartbeat(f"resolving {label} modules", lambda: _go(["mod", "tidy"], wd))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_suffix(".partial")
+    _with_heartbeat(
+        f"compiling {label} {version}",
+        lambda: _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), package], wd),
+    )
+    partial.rename(dest)
+
+
+def build() -> Binaries:
+    if shutil.which("go") is None:
+        raise SystemExit("Go is required to build the local environment (kube-apiserver, etcd, versitygw)")
+    target = binaries()
+    started = time.monotonic()
+    if not target.kube_apiserver.exists() or not target.kubectl.exists():
+        build_kubernetes(target)
+    else:
+        _say(f"kube-apiserver + kubectl {KUBERNETES_VERSION}: cached")
+    if not target.etcd.exists():
+        _build_simple("etcd", "go.etcd.io/etcd/server/v3", ETCD_VERSION, "go.etcd.io/etcd/server/v3", target.etcd)
+    else:
+        _say(f"etcd {ETCD_VERSION}: cached")
+    if not target.versitygw.exists():
+        _build_simple("versitygw", "github.com/versity/versitygw", VERSITYGW_VERSION,
+                      "github.com/versity/versitygw/cmd/versitygw", target.versitygw)
+    else:
+        _say(f"versitygw {VERSITYGW_VERSION}: cached")
+    _say(f"binaries ready in {cache_root() / 'bin'} ({time.monotonic() - started:.1f}s)")
+    return target
+
+
+if __name__ == "__main__":
+    build()
+    sys.exit(0)

@@ -1,0 +1,1 @@
+"""ramenctl, the command-line tool."""
