@@ -1,0 +1,96 @@
+"""Typed models of our custom resources and of the external ones we drive.
+
+Each kind has `from_dict(d)` (validating, errors name the field path) and `to_dict()` (camelCase,
+unset optionals omitted, unknown fields preserved). Per-kind constants live in the kind's module.
+"""
+
+from reconciler.api.common import (
+    API_VERSION,
+    GROUP,
+    VERSION,
+    LabelSelector,
+    LabelSelectorRequirement,
+    ModelError,
+    ObjectMeta,
+    Resource,
+    format_time,
+    parse_time,
+)
+from reconciler.api.conditions import (
+    FALSE,
+    TRUE,
+    UNKNOWN,
+    Condition,
+    ConditionType,
+    Reason,
+    get_condition,
+    is_condition_true,
+    remove_condition,
+    set_condition,
+)
+from reconciler.api.drcluster import DRCLUSTER, DRCluster, DRClusterSpec, DRClusterStatus, PeerEndpoint, SecretRef
+from reconciler.api.drcontrol import (
+    DRCONTROL,
+    DRControl,
+    DRControlSpec,
+    DRControlStatus,
+    DRPolicyRef,
+    LastAction,
+    PeerStatus,
+    VRGTemplate,
+)
+from reconciler.api.drpolicy import DRPOLICY, AutoFailover, DRPolicy, DRPolicySpec, DRPolicyStatus
+from reconciler.api.networkfence import NETWORKFENCE, NetworkFence, NetworkFenceSpec, NetworkFenceStatus
+from reconciler.api.vrg import VRG, VolumeReplicationGroup, VRGAsyncSpec, VRGConditionType, VRGSpec, VRGStatus
+
+__all__ = [
+    "API_VERSION",
+    "DRCLUSTER",
+    "DRCONTROL",
+    "DRPOLICY",
+    "FALSE",
+    "GROUP",
+    "NETWORKFENCE",
+    "TRUE",
+    "UNKNOWN",
+    "VERSION",
+    "VRG",
+    "AutoFailover",
+    "Condition",
+    "ConditionType",
+    "DRCluster",
+    "DRClusterSpec",
+    "DRClusterStatus",
+    "DRControl",
+    "DRControlSpec",
+    "DRControlStatus",
+    "DRPolicy",
+    "DRPolicyRef",
+    "DRPolicySpec",
+    "DRPolicyStatus",
+    "LabelSelector",
+    "LabelSelectorRequirement",
+    "LastAction",
+    "ModelError",
+    "NetworkFence",
+    "NetworkFenceSpec",
+    "NetworkFenceStatus",
+    "ObjectMeta",
+    "PeerEndpoint",
+    "PeerStatus",
+    "Reason",
+    "Resource",
+    "SecretRef",
+    "VRGAsyncSpec",
+    "VRGConditionType",
+    "VRGSpec",
+    "VRGStatus",
+    "VRGTemplate",
+    "VolumeReplicationGroup",
+    "format_time",
+    "get_condition",
+    "is_condition_true",
+    "parse_time",
+    "remove_condition",
+    "set_condition",
+]
