@@ -1,0 +1,625 @@
+"""The DRControl planner: (spec, local VRG, S3 view, clock) -> Plan. Pure; no I/O.
+
+The rules, level-triggered (protocol.md):
+- dr-state `(P, G)` decides roles: P's VRG is primary, the other's secondary.
+  No dr-state: the claimer (preferredCluster, else whoever tries first)
+  creates generation 1; everyone else waits Secondary.
+- S3 unreachable, dr-state corrupt, or a generation older than one already
+  seen: roles freeze. Nothing is created, promoted or demoted.
+- Only the cluster that becomes Primary writes a transition, always as
+  `G+1` with `If-Match` on the version it read (the shell does the CAS), and
+  it promotes only after re-reading a dr-state that names it.
+- Failover to T: T's VRG reports Secondary (and, for a synchronous policy,
+  the peer is fenced); T takes G+1.
+- Relocate to T: the Primary S runs the final sync, demotes, waits for its
+  VRG to report Secondary, then publishes `secondary-ready` at G ("released").
+  T takes G+1 only after it reads that. Before release, clearing the action
+  cancels safely (T cannot move); after release, S stays Secondary until a
+  new generation: T's relocate, or a Failover back to S, which bumps G so a
+  late relocate CAS by T fails.
+- A relocate never becomes a failover by itself; with a stale peer it waits.
+- An action is live when set in this cluster's spec and not yet finished for
+  this spec generation, or when the peer's intent names the current
+  generation. Auto-failover (opt-in) acts like a Failover to self after the
+  peer's heartbeat stayed unchanged for the configured time.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.plan.inputs import (
+    FAILOVER,
+    INITIAL,
+    PRIMARY,
+    RELOCATE,
+    SECONDARY,
+    SECONDARY_READY,
+    AppStatus,
+    DRState,
+    PlanInput,
+    VRGView,
+)
+from reconciler.plan.status import Event, StatusBuilder
+
+VRG_API_VERSION = "ramendr.openshift.io/v1alpha1"
+FINALIZER = "ramendr.openshift.io/drcontrol-protection"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "ramen-p2p"
+
+IN_PROGRESS = "InProgress"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+
+# Phases, as `kubectl get drcontrol` shows them.
+INITIALIZING = "Initializing"
+PROTECTING = "Protecting"
+PROTECTED = "Protected"
+FAILING_OVER = "FailingOver"
+RELOCATING = "Relocating"
+PAUSED = "Paused"
+
+
+# -- plan output --------------------------------------------------------------
+@dataclass(frozen=True)
+class Claim:
+    """Create dr-state generation 1 naming this cluster (If-None-Match: *)."""
+
+    primary: str
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Replace dr-state generation `from_generation` (If-Match `etag`) with `(primary, from_generation+1)`."""
+
+    primary: str
+    from_generation: int
+    etag: str
+    action: str
+    previous_primary: str
+
+
+@dataclass(frozen=True)
+class WriteIntent:
+    action: str
+    target: str
+    base_generation: int
+    spec_generation: int
+
+
+CoordinationOp = Claim | Transition | WriteIntent
+
+
+@dataclass
+class Plan:
+    # Writes that change coordination state; the shell re-plans after them.
+    coordination: list[CoordinationOp] = field(default_factory=list)
+    # This cluster's cluster-status for the app (the store skips unchanged content).
+    publish: AppStatus | None = None
+    # The desired VRG object, or None to leave the VRG alone (absent or frozen).
+    vrg: dict[str, Any] | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    requeue_after: float | None = None
+    add_finalizer: bool = False
+
+
+@dataclass(frozen=True)
+class ActiveAction:
+    action: str
+    target: str
+    source: str  # "spec", "peer" or "auto"
+    spec_generation: int | None = None
+
+
+# -- helpers over the DRControl dict -----------------------------------------
+def _get(obj: Mapping[str, Any], *path: str) -> Any:
+    cur: Any = obj
+    for p in path:
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(p)
+    return cur
+
+
+def _generation(drc: Mapping[str, Any]) -> int:
+    return int(_get(drc, "metadata", "generation") or 0)
+
+
+def _peer_of(inp: PlanInput) -> str:
+    others = [c for c in inp.policy.clusters if c != inp.cluster]
+    return others[0] if others else ""
+
+
+def _spec_action(inp: PlanInput) -> ActiveAction | None:
+    """The action in this cluster's spec, unless this spec generation already finished it."""
+    drc = inp.drcontrol
+    action = _get(drc, "spec", "action") or ""
+    if not action:
+        return None
+    gen = _generation(drc)
+    last = _get(drc, "status", "lastAction") or {}
+    if (
+        last.get("specGeneration") == gen
+        and last.get("result") in (SUCCEEDED, FAILED)
+        and last.get("action") == action
+    ):
+        return None
+    return ActiveAction(action, str(_get(drc, "spec", "targetCluster") or ""), "spec", gen)
+
+
+def effective_action(inp: PlanInput, ds: DRState | None) -> ActiveAction | None:
+    own = _spec_action(inp)
+    if own is not None:
+        return own
+    co = inp.coordination
+    peer_intent = co.peer_intent
+    if ds is not None and peer_intent is not None and peer_intent.base_generation == ds.generation:
+        return ActiveAction(peer_intent.action, peer_intent.target, "peer")
+    after = inp.policy.auto_failover_after
+    health = co.peer_health
+    if (
+        ds is not None
+        and after is not None
+        and ds.primary == _peer_of(inp)
+        and health.unchanged_for is not None
+        and health.unchanged_for >= after
+    ):
+        return ActiveAction(FAILOVER, inp.cluster, "auto")
+    return None
+
+
+def _released(inp: PlanInput, ds: DRState) -> bool:
+    """This cluster, still named Primary, has handed generation G over (relocate demotion done)."""
+    own = inp.coordination.own_status
+    return own is not None and own.role == SECONDARY_READY and own.observed_generation == ds.generation
+
+
+def _needs_final_sync(inp: PlanInput) -> bool:
+    vrg_spec = _get(inp.drcontrol, "spec", "vrgSpec") or {}
+    if vrg_spec.get("replicationType", "async") != "async":
+        return False
+    volsync = vrg_spec.get("volSync")
+    return isinstance(volsync, Mapping) and not volsync.get("disabled", False)
+
+
+# -- the desired VRG -----------------------------------------------------------
+def desired_vrg(
+    inp: PlanInput, state: str, action: str = "", prepare_final_sync: bool = False, run_final_sync: bool = False
+) -> dict[str, Any]:
+    """The VRG Ramen expects, built on the live object so fields owned by others survive."""
+    drc = inp.drcontrol
+    name, ns = _get(drc, "metadata", "name"), _get(drc, "metadata", "namespace")
+    vrg_spec: Mapping[str, Any] = _get(drc, "spec", "vrgSpec") or {}
+    live: dict[str, Any] = copy.deepcopy(dict(inp.vrg.live)) if inp.vrg.live is not None else {
+        "apiVersion": VRG_API_VERSION,
+        "kind": "VolumeReplicationGroup",
+        "metadata": {"name": name, "namespace": ns},
+    }
+    meta = live.setdefault("metadata", {})
+    meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY
+    spec: dict[str, Any] = dict(live.get("spec") or {})
+    spec["replicationState"] = state
+    spec["pvcSelector"] = copy.deepcopy(vrg_spec.get("pvcSelector") or {})
+    spec["s3Profiles"] = list(vrg_spec.get("s3Profiles") or [])
+    if vrg_spec.get("replicationType", "async") == "sync":
+        spec.pop("async", None)
+        spec["sync"] = {}
+    else:
+        spec.pop("sync", None)
+        async_block: dict[str, Any] = {"schedulingInterval": inp.policy.scheduling_interval}
+        if inp.policy.replication_class_selector:
+            async_block["replicationClassSelector"] = copy.deepcopy(dict(inp.policy.replication_class_selector))
+        if inp.policy.volume_snapshot_class_selector:
+            async_block["volumeSnapshotClassSelector"] = copy.deepcopy(
+                dict(inp.policy.volume_snapshot_class_selector))
+        spec["async"] = async_block
+    for passthrough in ("volSync", "kubeObjectProtection"):
+        if passthrough in vrg_spec:
+            spec[passthrough] = copy.deepcopy(vrg_spec[passthrough])
+        else:
+            spec.pop(passthrough, None)
+    if action:
+        spec["action"] = action
+    else:
+        spec.pop("action", None)
+    for flag, on in (("prepareForFinalSync", prepare_final_sync), ("runFinalSync", run_final_sync)):
+        if on:
+            spec[flag] = True
+        else:
+            spec.pop(flag, None)
+    live["spec"] = spec
+    return live
+
+
+# -- the planner ---------------------------------------------------------------
+class _Planner:
+    def __init__(self, inp: PlanInput) -> None:
+        self.inp = inp
+        self.me = inp.cluster
+        self.peer = _peer_of(inp)
+        self.gen = _generation(inp.drcontrol)
+        self.sb = StatusBuilder(_get(inp.drcontrol, "status"), self.gen, inp.now)
+        self.plan = Plan()
+        self.last_action: dict[str, Any] | None = None
+        self.stalled = False
+        finalizers = _get(inp.drcontrol, "metadata", "finalizers") or []
+        self.plan.add_finalizer = FINALIZER not in finalizers
+
+    # status pieces ---------------------------------------------------------
+    def _peer_status(self) -> None:
+        co = self.inp.coordination
+        ps: dict[str, Any] = {"clusterName": self.peer, "stale": co.peer_health.stale}
+        if co.peer_status is not None:
+            ps["role"] = co.peer_status.role
+            ps["vrgHealthy"] = co.peer_status.vrg_healthy
+        if co.peer_health.last_seen:
+            ps["lastSeen"] = co.peer_health.last_seen
+        self.sb.status["peerStatus"] = ps
+        health = co.peer_health
+        if not health.known:
+            self.sb.condition("PeerConnected", False, "PeerNeverSeen",
+                              f"no heartbeat from {self.peer} in the coordination store yet")
+        elif health.stale:
+            self.sb.condition("PeerConnected", False, "PeerStale",
+                              f"the heartbeat of {self.peer} has not changed recently (last seen {health.last_seen});"
+                              " planned relocation waits, failover is possible")
+        else:
+            self.sb.condition("PeerConnected", True, "HeartbeatFresh", f"{self.peer} is publishing heartbeats")
+
+    def _start_action(self, act: ActiveAction, message: str) -> None:
+        prev = _get(self.inp.drcontrol, "status", "lastAction") or {}
+        same = prev.get("action") == act.action and prev.get("targetCluster") == act.target and \
+            prev.get("specGeneration") == act.spec_generation and prev.get("result") == IN_PROGRESS
+        la: dict[str, Any] = {
+            "action": act.action,
+            "targetCluster": act.target,
+            "startedAt": prev["startedAt"] if same and "startedAt" in prev else self.inp.now,
+            "result": IN_PROGRESS,
+            "message": message,
+        }
+        if act.spec_generation is not None:
+            la["specGeneration"] = act.spec_generation
+        self.last_action = la
+
+    def _finish_action(self, act: ActiveAction, result: str, message: str) -> None:
+        self._start_action(act, message)
+        assert self.last_action is not None
+        self.last_action["result"] = result
+        self.last_action["completedAt"] = self.inp.now
+
+    def _vrg_condition(self, want: str | None) -> None:
+        v = self.inp.vrg
+        if not v.exists:
+            self.sb.condition("VRGHealthy", False, "VRGNotFound", "the VolumeReplicationGroup does not exist yet")
+        elif want == PRIMARY and v.ready_as_primary:
+            self.sb.condition("VRGHealthy", True, "Primary", "VRG is Primary with DataReady and ClusterDataReady")
+        elif want == SECONDARY and v.ready_as_secondary:
+            self.sb.condition("VRGHealthy", True, "Secondary", "VRG reports Secondary")
+        elif not v.current:
+            self.sb.condition("VRGHealthy", False, "VRGProgressing",
+                              f"VRG status is for generation {v.observed_generation}, spec is at {v.generation}")
+        else:
+            self.sb.condition("VRGHealthy", False, "VRGNotReady",
+                              f"VRG reports state {v.state or '(none)'}, wanted {want}")
+
+    def _ready_for_application(self, ds: DRState | None) -> bool:
+        v = self.inp.vrg
+        if ds is None or ds.primary != self.me:
+            who = ds.primary if ds else "nobody yet"
+            self.sb.condition("ReadyForApplication", False, "NotPrimary",
+                              f"this cluster is not the Primary (primary: {who})")
+            return False
+        if not v.ready_as_primary:
+            self.sb.condition("ReadyForApplication", False, "WaitingForVRG",
+                              "Primary at generation "
+                              f"{ds.generation}; waiting for the VRG to report Primary with DataReady and "
+                              "ClusterDataReady")
+            return False
+        self.sb.condition("ReadyForApplication", True, "DataReady",
+                          f"VRG is Primary at generation {ds.generation}, PVs/PVCs restored: the application can "
+                          "start here")
+        return True
+
+    def _finish(self, phase: str, ready: bool, reason: str, message: str, reconciling: bool) -> Plan:
+        st = self.sb.status
+        st["phase"] = phase
+        if self.last_action is not None:
+            st["lastAction"] = self.last_action
+        self.sb.condition("Ready", ready, reason, message)
+        self.sb.condition("Reconciling", reconciling, "Progressing" if reconciling else "Idle",
+                          message if reconciling else "nothing in progress")
+        if not self.stalled:
+            self.sb.condition("Stalled", False, "NotStalled", "no blocking problem")
+        self.plan.status = self.sb.build()
+        self.plan.events = self.sb.transition_events()
+        return self.plan
+
+    # the decision ---------------------------------------------------------
+    def run(self) -> Plan:
+        inp = self.inp
+        pol = inp.policy
+        if not pol.found or pol.problem or self.me not in pol.clusters:
+            why = pol.problem or (f"DRPolicy {pol.name} not found" if not pol.found
+                                  else f"cluster {self.me} is not one of the DRPolicy's clusters {list(pol.clusters)}")
+            return self._stall("InvalidPolicy", why)
+        self._peer_status()
+        co = inp.coordination
+        if co.error is not None:
+            return self._freeze(co.error.reason, co.error.message, corrupt=co.error.corrupt)
+        self.sb.condition("S3Reachable", True, "Reachable", "the coordination store answers")
+        ds = co.dr_state
+        seen_gen = int(_get(inp.drcontrol, "status", "generation") or 0)
+        seen_primary = _get(inp.drcontrol, "status", "currentPrimary") or ""
+        if ds is not None and (ds.generation < seen_gen or (
+                ds.generation == seen_gen and seen_primary and ds.primary != seen_primary)):
+            return self._stall("StateRollback",
+                               f"dr-state says ({ds.primary}, generation {ds.generation}) but this cluster already saw "
+                               f"({seen_primary}, generation {seen_gen}); nothing changes until an operator repairs"
+                               " the coordination store")
+        act = effective_action(inp, ds)
+        if act is not None and act.action not in (FAILOVER, RELOCATE):
+            act = None
+        if act is not None and act.target not in pol.clusters:
+            self._finish_action(act, FAILED, f"targetCluster {act.target!r} is not one of {list(pol.clusters)}")
+            act = None
+        if ds is None:
+            return self._initial(act)
+        self.sb.status["generation"] = ds.generation
+        self.sb.status["currentPrimary"] = ds.primary
+        if act is not None and act.source == "spec":
+            self._want_intent(act, ds)
+        if ds.primary == self.me:
+            return self._as_primary(ds, act)
+        return self._as_secondary(ds, act)
+
+    def _stall(self, reason: str, message: str) -> Plan:
+        self.sb.condition("Stalled", True, reason, message)
+        self.stalled = True
+        for ctype in ("ReadyForApplication", "VRGHealthy"):
+            self.sb.keep_condition(ctype, reason, "unknown: " + message)
+        self.plan.requeue_after = self.inp.poll_interval
+        return self._finish(PAUSED, False, reason, message, reconciling=False)
+
+    def _freeze(self, reason: str, message: str, corrupt: bool) -> Plan:
+        """S3 cannot be trusted right now: roles freeze, nothing is promoted or demoted."""
+        if corrupt:
+            self.sb.condition("S3Reachable", True, "Reachable", "the coordination store answers")
+            self.sb.condition("Stalled", True, reason,
+                              f"{message}; roles are frozen until the object is repaired")
+            self.stalled = True
+        else:
+            self.sb.condition("S3Reachable", False, reason, f"{message}; roles are frozen, replication continues")
+        for ctype in ("ReadyForApplication", "VRGHealthy"):
+            self.sb.keep_condition(ctype, reason, "unknown: " + message)
+        self.plan.requeue_after = min(self.inp.poll_interval, 10.0)
+        return self._finish(PAUSED, False, reason, message, reconciling=False)
+
+    def _want_intent(self, act: ActiveAction, ds: DRState) -> None:
+        own = self.inp.coordination.own_intent
+        if (
+            own is None
+            or own.action != act.action
+            or own.target != act.target
+            or own.base_generation != ds.generation
+            or own.spec_generation != (act.spec_generation or 0)
+        ):
+            self.plan.coordination.append(
+                WriteIntent(act.action, act.target, ds.generation, act.spec_generation or 0))
+
+    def _initial(self, act: ActiveAction | None) -> Plan:
+        preferred = str(_get(self.inp.drcontrol, "spec", "preferredCluster") or "")
+        claimer = preferred or self.me
+        if act is not None and act.target == self.me:
+            claimer = self.me
+        self.sb.status.pop("currentPrimary", None)
+        self._ready_for_application(None)
+        if claimer == self.me:
+            self.plan.coordination.append(Claim(self.me))
+            self.plan.requeue_after = 0
+            self._vrg_condition(PRIMARY)
+            self.plan.publish = AppStatus(SECONDARY, 0)
+            return self._finish(INITIALIZING, False, "Claiming", "claiming the Primary role (generation 1)", True)
+        self.plan.vrg = desired_vrg(self.inp, SECONDARY)
+        self._vrg_condition(SECONDARY)
+        self.plan.publish = self._own_status(SECONDARY, 0, False)
+        self.plan.requeue_after = self.inp.poll_interval
+        return self._finish(INITIALIZING, False, "WaitingForClaim",
+                            f"waiting for {claimer} to claim the Primary role", True)
+
+    def _own_status(self, role: str, generation: int, rfa: bool) -> AppStatus:
+        v = self.inp.vrg
+        healthy = v.ready_as_primary if v.desired_state == PRIMARY else v.ready_as_secondary
+        return AppStatus(role, generation, v.state, healthy, rfa)
+
+    # -- this cluster is named Primary ----------------------------------------
+    def _as_primary(self, ds: DRState, act: ActiveAction | None) -> Plan:
+        v = self.inp.vrg
+        released = _released(self.inp, ds)
+        relocating_away = act is not None and act.action == RELOCATE and act.target == self.peer
+        if released:
+            if act is not None and act.action == FAILOVER and act.target == self.me:
+                return self._take_over(ds, act, "taking the Primary role back after an unfinished relocate")
+            self.plan.vrg = desired_vrg(self.inp, SECONDARY, prepare_final_sync=_needs_final_sync(self.inp),
+                                        run_final_sync=_needs_final_sync(self.inp))
+            self._vrg_condition(SECONDARY)
+            self.sb.condition("ReadyForApplication", False, "Released",
+                              f"generation {ds.generation} is handed over to {self.peer} for relocation")
+            self.plan.publish = self._own_status(SECONDARY_READY, ds.generation, False)
+            self.plan.requeue_after = self.inp.poll_interval
+            msg = f"demoted for relocation at generation {ds.generation}; waiting for {self.peer} to take over"
+            if act is None:
+                msg += ". The relocate was withdrawn after demotion: set action Failover to this cluster to take " \
+                       "the Primary role back"
+            else:
+                self._start_action(act, msg)
+            return self._finish(RELOCATING, False, "WaitingForPeer", msg, True)
+        if relocating_away:
+            assert act is not None
+            return self._relocate_source(ds, act)
+        # Steady Primary (or a Failover/Relocate aimed here, which is a no-op).
+        action = ds.action if ds.action in (FAILOVER, RELOCATE) else ""
+        self.plan.vrg = desired_vrg(self.inp, PRIMARY, action=action)
+        self._vrg_condition(PRIMARY)
+        rfa = self._ready_for_application(ds)
+        self.plan.publish = self._own_status(PRIMARY, ds.generation, rfa)
+        if act is not None and act.action == FAILOVER and act.target == self.peer:
+            # Failover is the target's decision; this cluster demotes when dr-state moves on.
+            self._start_action(act, f"waiting for {self.peer} to take generation {ds.generation + 1}")
+            self.plan.requeue_after = self.inp.poll_interval
+            return self._finish(FAILING_OVER, False, "WaitingForPeer",
+                                f"failover to {self.peer} requested; {self.peer} decides", True)
+        if act is not None and act.target == self.me:
+            if rfa:
+                self._finish_action(act, SUCCEEDED, f"{self.me} is Primary at generation {ds.generation}")
+            else:
+                self._start_action(act, "waiting for the VRG to become ready as Primary")
+        phase = PROTECTED if rfa else PROTECTING
+        msg = f"Primary at generation {ds.generation}" + ("" if rfa else "; waiting for the VRG")
+        return self._finish(phase, rfa and v.exists, "Primary" if rfa else "WaitingForVRG", msg, not rfa)
+
+    def _relocate_source(self, ds: DRState, act: ActiveAction) -> Plan:
+        """Demotion half of a relocate on the current Primary."""
+        v, co = self.inp.vrg, self.inp.coordination
+        final_sync = _needs_final_sync(self.inp)
+        already_demoting = v.exists and v.desired_state == SECONDARY
+        peer_ready = (
+            not co.peer_health.stale
+            and co.peer_status is not None
+            and co.peer_status.role == SECONDARY
+            and co.peer_status.observed_generation == ds.generation
+            and co.peer_status.vrg_healthy
+        )
+        self.plan.requeue_after = self.inp.poll_interval
+
+        def waiting(msg: str, vrg: dict[str, Any], rfa: bool = False) -> Plan:
+            self.plan.vrg = vrg
+            self._start_action(act, msg)
+            self.plan.publish = self._own_status(PRIMARY, ds.generation, rfa)
+            return self._finish(RELOCATING, False, "Relocating", msg, True)
+
+        if not already_demoting:
+            if co.peer_health.stale or not peer_ready:
+                # Not started: the application keeps running here.
+                rfa = self._ready_for_application(ds)
+                why = "is not publishing heartbeats" if co.peer_health.stale else \
+                    "does not report a healthy Secondary VRG at this generation"
+                self._vrg_condition(PRIMARY)
+                msg = f"relocate to {self.peer} waits: {self.peer} {why}. A relocate never turns into a " \
+                      "failover by itself; if the peer is lost, use action Failover"
+                if co.peer_health.stale:
+                    self.sb.condition("PeerConnected", False, "PeerStale", msg)
+                return waiting(msg, desired_vrg(self.inp, PRIMARY, action=self._promo_action(ds)), rfa)
+            # From here on the application must stop on this cluster so the final sync sees all its data.
+            self.sb.condition("ReadyForApplication", False, "Relocating",
+                              f"relocating to {self.peer}: stop the application here")
+            if not (v.ready_as_primary and v.condition("ClusterDataProtected")):
+                self._vrg_condition(PRIMARY)
+                return waiting("relocate waits for the VRG to be DataReady and ClusterDataProtected",
+                               desired_vrg(self.inp, PRIMARY, action=self._promo_action(ds)))
+            if final_sync and not v.prepare_complete:
+                self._vrg_condition(PRIMARY)
+                return waiting("preparing the final sync",
+                               desired_vrg(self.inp, PRIMARY, action=self._promo_action(ds),
+                                           prepare_final_sync=True))
+            if final_sync and not v.final_sync_complete:
+                self._vrg_condition(PRIMARY)
+                return waiting("running the final sync",
+                               desired_vrg(self.inp, PRIMARY, action=self._promo_action(ds),
+                                           prepare_final_sync=True, run_final_sync=True))
+        else:
+            self.sb.condition("ReadyForApplication", False, "Relocating",
+                              f"relocating to {self.peer}: stop the application here")
+        vrg = desired_vrg(self.inp, SECONDARY, prepare_final_sync=final_sync, run_final_sync=final_sync)
+        self._vrg_condition(SECONDARY)
+        if not v.ready_as_secondary:
+            return waiting("demoting the VRG to Secondary", vrg)
+        # Demotion done: publish the release. The peer may now take G+1.
+        self.plan.vrg = vrg
+        msg = f"demoted; released generation {ds.generation} to {self.peer}"
+        self._start_action(act, msg)
+        self.plan.publish = self._own_status(SECONDARY_READY, ds.generation, False)
+        return self._finish(RELOCATING, False, "WaitingForPeer", msg, True)
+
+    def _promo_action(self, ds: DRState) -> str:
+        return ds.action if ds.action in (FAILOVER, RELOCATE) else ""
+
+    # -- this cluster is not the Primary --------------------------------------
+    def _as_secondary(self, ds: DRState, act: ActiveAction | None) -> Plan:
+        v, co = self.inp.vrg, self.inp.coordination
+        self.plan.vrg = desired_vrg(self.inp, SECONDARY)
+        self._vrg_condition(SECONDARY)
+        self._ready_for_application(ds)
+        self.plan.publish = self._own_status(SECONDARY, ds.generation, False)
+        if act is None or act.target != self.me:
+            if act is not None and act.target == ds.primary:
+                # Already where it was asked to be.
+                if v.ready_as_secondary:
+                    self._finish_action(act, SUCCEEDED,
+                                        f"{ds.primary} is Primary at generation {ds.generation}")
+                else:
+                    self._start_action(act, "waiting for the local VRG to report Secondary")
+            healthy = v.ready_as_secondary
+            return self._finish(PROTECTED if healthy else PROTECTING, healthy,
+                                "Secondary" if healthy else "WaitingForVRG",
+                                f"Secondary; {ds.primary} is Primary at generation {ds.generation}", not healthy)
+        # An action aimed at this cluster.
+        self.plan.requeue_after = self.inp.poll_interval
+        if not v.ready_as_secondary:
+            msg = f"{act.action.lower()} waits for the local VRG to report Secondary at its current generation"
+            self._start_action(act, msg)
+            return self._finish(FAILING_OVER if act.action == FAILOVER else RELOCATING, False, "WaitingForVRG",
+                                msg, True)
+        if act.action == FAILOVER:
+            if self.inp.policy.synchronous and not self.inp.peer_fenced:
+                msg = f"failover of a synchronous policy waits until {self.peer} is fenced " \
+                      f"(DRCluster {self.peer} clusterFence: Fenced and its NetworkFence Succeeded)"
+                self._start_action(act, msg)
+                return self._finish(FAILING_OVER, False, "WaitingForFence", msg, True)
+            return self._take_over(ds, act, f"failing over from {ds.primary}")
+        # Relocate: wait for the Primary's release at this generation.
+        ps = co.peer_status
+        if ps is not None and ps.role == SECONDARY_READY and ps.observed_generation == ds.generation:
+            return self._take_over(ds, act, f"{ds.primary} released generation {ds.generation}")
+        if co.peer_health.stale:
+            msg = f"relocate waits: {self.peer} is not publishing heartbeats. A relocate never turns into a " \
+                  "failover by itself; if the peer is lost, use action Failover"
+            self.sb.condition("PeerConnected", False, "PeerStale", msg)
+        else:
+            msg = f"relocate waits for {ds.primary} to finish its final sync and demote"
+        self._start_action(act, msg)
+        return self._finish(RELOCATING, False, "WaitingForPeer", msg, True)
+
+    def _take_over(self, ds: DRState, act: ActiveAction, why: str) -> Plan:
+        etag = self.inp.coordination.dr_state_etag or ""
+        self.plan.coordination.append(Transition(self.me, ds.generation, etag, act.action, ds.primary))
+        self.plan.requeue_after = 0
+        # The VRG is promoted only after the next read shows dr-state naming this cluster.
+        self.plan.vrg = desired_vrg(self.inp, SECONDARY)
+        msg = f"taking generation {ds.generation + 1}: {why}"
+        self._start_action(act, msg)
+        return self._finish(FAILING_OVER if act.action == FAILOVER else RELOCATING, False, "Transitioning", msg, True)
+
+
+def plan(inp: PlanInput) -> Plan:
+    """Compute what should be true for one DRControl on this cluster."""
+    return _Planner(inp).run()
+
+
+__all__ = [
+    "FINALIZER",
+    "INITIAL",
+    "ActiveAction",
+    "Claim",
+    "CoordinationOp",
+    "Plan",
+    "Transition",
+    "VRGView",
+    "WriteIntent",
+    "desired_vrg",
+    "effective_action",
+    "plan",
+]

@@ -1,0 +1,190 @@
+"""What the DRControl planner sees: plain, immutable views built by the controller shell.
+
+The planner never reads a clock, a cache or S3: everything it decides on is
+here, so every decision can be table-tested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PRIMARY = "primary"
+SECONDARY = "secondary"
+# A Primary that finished the demotion half of a relocate reports this role;
+# it is the peer's licence to take the next generation.
+SECONDARY_READY = "secondary-ready"
+
+FAILOVER = "Failover"
+RELOCATE = "Relocate"
+INITIAL = "Initial"
+
+
+@dataclass(frozen=True)
+class DRState:
+    """The body of `{ns}/{vrg}/dr-state`: the decision of who is Primary."""
+
+    primary: str
+    generation: int
+    action: str = INITIAL
+    previous_primary: str = ""
+    intent_nonce: str = ""
+
+
+@dataclass(frozen=True)
+class Intent:
+    """The body of `dr-intent/{cluster}`: a request, live only at its base generation."""
+
+    cluster: str
+    action: str
+    target: str
+    base_generation: int
+    spec_generation: int = 0
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    """The body of `cluster-status/{cluster}` for one app."""
+
+    role: str
+    observed_generation: int
+    vrg_state: str = ""
+    vrg_healthy: bool = False
+    ready_for_application: bool = False
+
+
+@dataclass(frozen=True)
+class PeerHealth:
+    """The peer's heartbeat as judged on the local monotonic clock."""
+
+    known: bool = False
+    stale: bool = True
+    last_seen: str | None = None
+    # Seconds since the heartbeat last changed (local monotonic time); None if never seen.
+    unchanged_for: float | None = None
+
+
+@dataclass(frozen=True)
+class CoordinationError:
+    """Why the S3 view is not usable this time; `reason` becomes a condition reason."""
+
+    reason: str
+    message: str
+    corrupt: bool = False
+
+
+@dataclass(frozen=True)
+class Coordination:
+    """What the coordination store said for this app, read this reconcile."""
+
+    error: CoordinationError | None = None
+    dr_state: DRState | None = None
+    dr_state_etag: str | None = None
+    own_status: AppStatus | None = None
+    peer_status: AppStatus | None = None
+    own_intent: Intent | None = None
+    peer_intent: Intent | None = None
+    peer_health: PeerHealth = field(default_factory=PeerHealth)
+
+
+@dataclass(frozen=True)
+class VRGView:
+    """The local VolumeReplicationGroup, as cached (absent when `live` is None)."""
+
+    live: Mapping[str, Any] | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.live is not None
+
+    def _get(self, *path: str) -> Any:
+        cur: Any = self.live or {}
+        for p in path:
+            if not isinstance(cur, Mapping):
+                return None
+            cur = cur.get(p)
+        return cur
+
+    @property
+    def generation(self) -> int:
+        return int(self._get("metadata", "generation") or 0)
+
+    @property
+    def desired_state(self) -> str:
+        return str(self._get("spec", "replicationState") or "")
+
+    @property
+    def state(self) -> str:
+        return str(self._get("status", "state") or "")
+
+    @property
+    def observed_generation(self) -> int:
+        return int(self._get("status", "observedGeneration") or 0)
+
+    @property
+    def current(self) -> bool:
+        """The status describes the latest spec."""
+        return self.exists and self.observed_generation == self.generation
+
+    def condition(self, ctype: str) -> bool:
+        """True when the condition is True for the VRG's current generation."""
+        for c in self._get("status", "conditions") or []:
+            if isinstance(c, Mapping) and c.get("type") == ctype:
+                return c.get("status") == "True" and int(c.get("observedGeneration") or 0) == self.generation
+        return False
+
+    @property
+    def prepare_complete(self) -> bool:
+        return bool(self._get("status", "prepareForFinalSyncComplete"))
+
+    @property
+    def final_sync_complete(self) -> bool:
+        return bool(self._get("status", "finalSyncComplete"))
+
+    def reports(self, state: str) -> bool:
+        """The VRG reports `state` (Primary/Secondary) for its current spec."""
+        return self.current and self.state == state
+
+    @property
+    def ready_as_primary(self) -> bool:
+        return (
+            self.desired_state == PRIMARY
+            and self.reports("Primary")
+            and self.condition("DataReady")
+            and self.condition("ClusterDataReady")
+        )
+
+    @property
+    def ready_as_secondary(self) -> bool:
+        return self.desired_state == SECONDARY and self.reports("Secondary")
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """The DRPolicy named by the DRControl, reduced to what the planner needs."""
+
+    name: str
+    found: bool = False
+    problem: str = ""  # non-empty: why the policy cannot be used
+    clusters: tuple[str, ...] = ()
+    scheduling_interval: str = ""
+    replication_class_selector: Mapping[str, Any] = field(default_factory=dict)
+    volume_snapshot_class_selector: Mapping[str, Any] = field(default_factory=dict)
+    auto_failover_after: float | None = None  # seconds; None when automatic failover is off
+
+    @property
+    def synchronous(self) -> bool:
+        return self.scheduling_interval == ""
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    cluster: str
+    drcontrol: Mapping[str, Any]
+    policy: PolicyView
+    vrg: VRGView
+    coordination: Coordination
+    peer_fenced: bool
+    now: str  # RFC 3339, for condition and action timestamps
+    poll_interval: float = 30.0

@@ -1,0 +1,84 @@
+"""Building a DRControl status from the previous one: conditions that keep their history."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+class StatusBuilder:
+    """Accumulates the desired status; conditions keep lastTransitionTime unless their status flips."""
+
+    def __init__(self, previous: Mapping[str, Any] | None, generation: int, now: str) -> None:
+        self.previous: dict[str, Any] = copy.deepcopy(dict(previous or {}))
+        self.status: dict[str, Any] = copy.deepcopy(self.previous)
+        self.generation = generation
+        self.now = now
+        self.status["observedGeneration"] = generation
+        self._conditions: dict[str, dict[str, Any]] = {
+            c["type"]: dict(c) for c in self.previous.get("conditions", []) if isinstance(c, Mapping) and "type" in c
+        }
+
+    def previous_condition(self, ctype: str) -> Mapping[str, Any] | None:
+        return self._conditions.get(ctype)
+
+    def condition(self, ctype: str, status: bool, reason: str, message: str) -> None:
+        value = "True" if status else "False"
+        old = self._conditions.get(ctype)
+        since = old["lastTransitionTime"] if old and old.get("status") == value and "lastTransitionTime" in old \
+            else self.now
+        self._conditions[ctype] = {
+            "type": ctype,
+            "status": value,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": since,
+            "observedGeneration": self.generation,
+        }
+
+    def keep_condition(self, ctype: str, reason: str, message: str) -> None:
+        """Leave a condition as it was (roles freeze); never reported before, it is False."""
+        old = self._conditions.get(ctype)
+        if old is not None:
+            self._conditions[ctype] = {**old, "observedGeneration": self.generation}
+        else:
+            self.condition(ctype, False, reason, message)
+
+    def build(self) -> dict[str, Any]:
+        order = ["Ready", "ReadyForApplication", "S3Reachable", "PeerConnected", "VRGHealthy", "Reconciling",
+                 "Stalled"]
+        conds = sorted(self._conditions.values(), key=lambda c: (order.index(c["type"]) if c["type"] in order
+                                                                 else len(order), c["type"]))
+        self.status["conditions"] = conds
+        return self.status
+
+    def transition_events(self) -> list[Event]:
+        """Events for what changed between the previous and the desired status."""
+        events: list[Event] = []
+        new = self.build()
+        if new.get("phase") != self.previous.get("phase") and new.get("phase"):
+            events.append(Event("Normal", "PhaseChanged",
+                                f"phase {self.previous.get('phase') or '(none)'} -> {new['phase']}"))
+        if new.get("currentPrimary") != self.previous.get("currentPrimary") and new.get("currentPrimary"):
+            events.append(Event("Normal", "PrimaryChanged",
+                                f"primary is {new['currentPrimary']} at generation {new.get('generation')}"))
+        old_conds = {c.get("type"): c for c in self.previous.get("conditions", []) if isinstance(c, Mapping)}
+        for c in new["conditions"]:
+            before = old_conds.get(c["type"])
+            if before is None or before.get("status") != c["status"]:
+                bad = (c["type"] == "Stalled" and c["status"] == "True") or (
+                    c["type"] in ("S3Reachable", "PeerConnected", "VRGHealthy") and c["status"] == "False")
+                if before is None and not bad and c["type"] not in ("ReadyForApplication",):
+                    continue  # a first report of good health is not news
+                events.append(Event("Warning" if bad else "Normal", c["reason"],
+                                    f"{c['type']}={c['status']}: {c['message']}"))
+        return events

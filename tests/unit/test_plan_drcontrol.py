@@ -1,0 +1,402 @@
+"""Table tests of the DRControl planner: every role decision, without I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.plan.drcontrol import Claim, Plan, Transition, WriteIntent, plan
+from reconciler.plan.inputs import (
+    AppStatus,
+    Coordination,
+    CoordinationError,
+    DRState,
+    Intent,
+    PeerHealth,
+    PlanInput,
+    PolicyView,
+    VRGView,
+)
+
+NOW = "2026-11-25T12:00:00Z"
+FRESH = PeerHealth(known=True, stale=False, last_seen=NOW, unchanged_for=5.0)
+STALE = PeerHealth(known=True, stale=True, last_seen="2026-11-25T11:00:00Z", unchanged_for=3600.0)
+
+
+def drc(action: str = "", target: str = "", preferred: str = "east", generation: int = 1,
+        status: dict[str, Any] | None = None, volsync: bool = False, sync: bool = False) -> dict[str, Any]:
+    vrg_spec: dict[str, Any] = {
+        "replicationType": "sync" if sync else "async",
+        "pvcSelector": {"matchLabels": {"app": "busybox"}},
+        "s3Profiles": ["s3-shared"],
+    }
+    if volsync:
+        vrg_spec["volSync"] = {"disabled": False}
+    return {
+        "apiVersion": "ramendr.openshift.io/v1alpha1",
+        "kind": "DRControl",
+        "metadata": {"name": "app", "namespace": "ns", "generation": generation,
+                     "finalizers": ["ramendr.openshift.io/drcontrol-protection"]},
+        "spec": {"drPolicyRef": {"name": "pol"}, "preferredCluster": preferred, "vrgSpec": vrg_spec,
+                 "action": action, "targetCluster": target},
+        "status": status or {},
+    }
+
+
+def vrg(desired: str, state: str = "", data_ready: bool = True, cluster_ready: bool = True,
+        protected: bool = True, generation: int = 3, observed: int | None = None,
+        prepare_done: bool = False, final_done: bool = False) -> VRGView:
+    conds = [
+        {"type": "DataReady", "status": str(data_ready), "observedGeneration": generation},
+        {"type": "ClusterDataReady", "status": str(cluster_ready), "observedGeneration": generation},
+        {"type": "ClusterDataProtected", "status": str(protected), "observedGeneration": generation},
+    ]
+    return VRGView({
+        "metadata": {"name": "app", "namespace": "ns", "generation": generation, "resourceVersion": "7"},
+        "spec": {"replicationState": desired},
+        "status": {"state": state, "observedGeneration": generation if observed is None else observed,
+                   "conditions": conds, "prepareForFinalSyncComplete": prepare_done,
+                   "finalSyncComplete": final_done},
+    })
+
+
+PRIMARY_READY = vrg("primary", "Primary")
+SECONDARY_READY_VRG = vrg("secondary", "Secondary")
+
+
+def inp(cluster: str = "east", d: dict[str, Any] | None = None, v: VRGView | None = None,
+        co: Coordination | None = None, fenced: bool = False, interval: str = "5m",
+        auto_after: float | None = None) -> PlanInput:
+    return PlanInput(
+        cluster=cluster,
+        drcontrol=d or drc(),
+        policy=PolicyView(name="pol", found=True, clusters=("east", "west"), scheduling_interval=interval,
+                          auto_failover_after=auto_after),
+        vrg=v or VRGView(None),
+        coordination=co or Coordination(peer_health=FRESH),
+        peer_fenced=fenced,
+        now=NOW,
+    )
+
+
+def state(primary: str, gen: int, action: str = "Initial") -> Coordination:
+    return Coordination(dr_state=DRState(primary, gen, action), dr_state_etag=f'"etag-{gen}"', peer_health=FRESH)
+
+
+def cond(p: Plan, ctype: str) -> dict[str, Any]:
+    return next(c for c in p.status["conditions"] if c["type"] == ctype)
+
+
+def vrg_state(p: Plan) -> str | None:
+    return None if p.vrg is None else p.vrg["spec"]["replicationState"]
+
+
+def with_co(co: Coordination, **kw: Any) -> Coordination:
+    return Coordination(**{**co.__dict__, **kw})
+
+
+# -- initial protection ----------------------------------------------------------
+def test_preferred_cluster_claims_generation_one_and_creates_no_vrg_before_the_claim() -> None:
+    p = plan(inp("east"))
+    assert p.coordination == [Claim("east")]
+    assert p.vrg is None
+    assert p.status["phase"] == "Initializing"
+    assert cond(p, "ReadyForApplication")["status"] == "False"
+
+
+def test_other_cluster_waits_secondary_without_claiming() -> None:
+    p = plan(inp("west"))
+    assert p.coordination == []
+    assert vrg_state(p) == "secondary"
+    assert "waiting for east" in cond(p, "Ready")["message"]
+
+
+def test_without_preferred_cluster_each_tries_to_claim() -> None:
+    assert plan(inp("west", drc(preferred=""))).coordination == [Claim("west")]
+
+
+def test_primary_named_in_dr_state_gets_a_primary_vrg_with_policy_settings() -> None:
+    p = plan(inp("east", co=state("east", 1)))
+    assert vrg_state(p) == "primary"
+    assert p.vrg is not None
+    assert p.vrg["spec"]["async"] == {"schedulingInterval": "5m"}
+    assert p.vrg["spec"]["pvcSelector"] == {"matchLabels": {"app": "busybox"}}
+    assert "action" not in p.vrg["spec"]  # Initial claims carry no VRG action
+    assert cond(p, "ReadyForApplication")["reason"] == "WaitingForVRG"
+    assert p.status["currentPrimary"] == "east" and p.status["generation"] == 1
+
+
+def test_sync_policy_gives_a_sync_block() -> None:
+    p = plan(inp("east", drc(sync=True), co=state("east", 1), interval=""))
+    assert p.vrg is not None and p.vrg["spec"]["sync"] == {} and "async" not in p.vrg["spec"]
+
+
+def test_ready_for_application_only_on_primary_with_ready_vrg() -> None:
+    p = plan(inp("east", v=PRIMARY_READY, co=state("east", 1)))
+    assert cond(p, "ReadyForApplication")["status"] == "True"
+    assert cond(p, "Ready")["status"] == "True"
+    assert p.status["phase"] == "Protected"
+    assert p.publish == AppStatus("primary", 1, "Primary", True, True)
+    w = plan(inp("west", v=SECONDARY_READY_VRG, co=state("east", 1)))
+    assert cond(w, "ReadyForApplication")["status"] == "False"
+    assert w.publish == AppStatus("secondary", 1, "Secondary", True, False)
+
+
+def test_vrg_status_for_an_older_generation_is_not_ready() -> None:
+    stale_status = vrg("primary", "Primary", generation=4, observed=3)
+    p = plan(inp("east", v=stale_status, co=state("east", 1)))
+    assert cond(p, "ReadyForApplication")["status"] == "False"
+    assert cond(p, "VRGHealthy")["reason"] == "VRGProgressing"
+
+
+# -- S3 trouble freezes roles ------------------------------------------------------
+def test_s3_unreachable_freezes_roles_and_says_why() -> None:
+    prev = plan(inp("east", v=PRIMARY_READY, co=state("east", 1))).status
+    co = Coordination(error=CoordinationError("Unreachable", "connect timeout"), peer_health=FRESH)
+    p = plan(inp("east", drc(status=prev), v=PRIMARY_READY, co=co))
+    assert p.vrg is None and p.coordination == []
+    assert cond(p, "S3Reachable")["status"] == "False"
+    assert cond(p, "S3Reachable")["reason"] == "Unreachable"
+    assert cond(p, "ReadyForApplication")["status"] == "True"  # frozen as it was
+    assert p.status["phase"] == "Paused"
+
+
+def test_corrupt_dr_state_stalls_without_promotion() -> None:
+    co = Coordination(error=CoordinationError("CorruptObject", "dr-state is not valid JSON", corrupt=True),
+                      peer_intent=Intent("west", "Failover", "east", 1), peer_health=FRESH)
+    p = plan(inp("east", drc(action="Failover", target="east"), v=SECONDARY_READY_VRG, co=co))
+    assert p.vrg is None and p.coordination == []
+    assert cond(p, "Stalled")["status"] == "True" and cond(p, "Stalled")["reason"] == "CorruptObject"
+
+
+def test_rollback_to_an_older_generation_stalls() -> None:
+    seen = {"generation": 3, "currentPrimary": "west"}
+    p = plan(inp("east", drc(status=seen), v=SECONDARY_READY_VRG, co=state("east", 2)))
+    assert p.vrg is None
+    assert cond(p, "Stalled")["reason"] == "StateRollback"
+
+
+def test_same_generation_with_another_primary_is_a_rollback() -> None:
+    seen = {"generation": 2, "currentPrimary": "west"}
+    p = plan(inp("east", drc(status=seen), co=state("east", 2)))
+    assert cond(p, "Stalled")["reason"] == "StateRollback"
+
+
+# -- failover -------------------------------------------------------------------------
+def test_failover_on_target_with_secondary_vrg_transitions_without_promoting_yet() -> None:
+    p = plan(inp("west", drc(action="Failover", target="west"), v=SECONDARY_READY_VRG, co=state("east", 1)))
+    assert Transition("west", 1, '"etag-1"', "Failover", "east") in p.coordination
+    assert vrg_state(p) == "secondary"
+    assert p.status["phase"] == "FailingOver"
+    assert p.status["lastAction"]["result"] == "InProgress"
+
+
+def test_failover_works_with_a_stale_peer() -> None:
+    co = with_co(state("east", 1), peer_health=STALE)
+    p = plan(inp("west", drc(action="Failover", target="west"), v=SECONDARY_READY_VRG, co=co))
+    assert any(isinstance(op, Transition) for op in p.coordination)
+
+
+def test_failover_waits_for_the_local_vrg_to_report_secondary() -> None:
+    p = plan(inp("west", drc(action="Failover", target="west"), v=vrg("secondary", "Unknown"),
+                 co=state("east", 1)))
+    assert not any(isinstance(op, Transition) for op in p.coordination)
+    assert "waits for the local VRG" in p.status["lastAction"]["message"]
+
+
+def test_sync_failover_waits_for_the_peer_to_be_fenced() -> None:
+    d = drc(action="Failover", target="west", sync=True)
+    p = plan(inp("west", d, v=SECONDARY_READY_VRG, co=state("east", 1), interval=""))
+    assert not any(isinstance(op, Transition) for op in p.coordination)
+    assert cond(p, "Ready")["reason"] == "WaitingForFence"
+    fenced = plan(inp("west", d, v=SECONDARY_READY_VRG, co=state("east", 1), interval="", fenced=True))
+    assert any(isinstance(op, Transition) for op in fenced.coordination)
+
+
+def test_new_primary_promotes_with_the_failover_action_after_reading_its_generation() -> None:
+    p = plan(inp("west", drc(action="Failover", target="west"), v=SECONDARY_READY_VRG,
+                 co=state("west", 2, "Failover")))
+    assert vrg_state(p) == "primary"
+    assert p.vrg is not None and p.vrg["spec"]["action"] == "Failover"
+    assert p.coordination == [WriteIntent("Failover", "west", 2, 1)] or all(
+        isinstance(op, WriteIntent) for op in p.coordination)
+
+
+def test_old_primary_returning_demotes_and_acknowledges_the_new_generation() -> None:
+    p = plan(inp("east", drc(status={"generation": 1, "currentPrimary": "east"}), v=PRIMARY_READY,
+                 co=state("west", 2, "Failover")))
+    assert vrg_state(p) == "secondary"
+    assert p.publish is not None and p.publish.role == "secondary" and p.publish.observed_generation == 2
+    assert cond(p, "ReadyForApplication")["status"] == "False"
+
+
+def test_failover_to_the_current_primary_is_a_no_op_reported_as_success() -> None:
+    p = plan(inp("east", drc(action="Failover", target="east"), v=PRIMARY_READY, co=state("east", 1)))
+    assert not any(isinstance(op, Transition) for op in p.coordination)
+    assert p.status["lastAction"]["result"] == "Succeeded"
+
+
+def test_a_finished_action_is_not_issued_again() -> None:
+    done = {"lastAction": {"action": "Failover", "targetCluster": "west", "specGeneration": 1, "result": "Succeeded"},
+            "generation": 2, "currentPrimary": "west"}
+    p = plan(inp("west", drc(action="Failover", target="west", status=done), v=SECONDARY_READY_VRG,
+                 co=state("west", 2, "Failover")))
+    assert p.coordination == []
+
+
+def test_the_cluster_where_the_action_is_set_writes_its_intent_once() -> None:
+    d = drc(action="Relocate", target="west")
+    p = plan(inp("east", d, v=PRIMARY_READY, co=state("east", 1)))
+    assert WriteIntent("Relocate", "west", 1, 1) in p.coordination
+    co = with_co(state("east", 1), own_intent=Intent("east", "Relocate", "west", 1, 1))
+    assert not any(isinstance(op, WriteIntent) for op in plan(inp("east", d, v=PRIMARY_READY, co=co)).coordination)
+
+
+def test_unknown_target_fails_the_action() -> None:
+    p = plan(inp("east", drc(action="Failover", target="north"), v=PRIMARY_READY, co=state("east", 1)))
+    assert p.status["lastAction"]["result"] == "Failed"
+    assert "north" in p.status["lastAction"]["message"]
+
+
+def test_auto_failover_after_the_configured_silence() -> None:
+    co = with_co(state("east", 1), peer_health=STALE)
+    p = plan(inp("west", v=SECONDARY_READY_VRG, co=co, auto_after=600))
+    assert Transition("west", 1, '"etag-1"', "Failover", "east") in p.coordination
+    quiet = with_co(state("east", 1), peer_health=PeerHealth(True, True, NOW, 100.0))
+    assert plan(inp("west", v=SECONDARY_READY_VRG, co=quiet, auto_after=600)).coordination == []
+
+
+# -- relocate ----------------------------------------------------------------------------
+PEER_SECONDARY = AppStatus("secondary", 1, "Secondary", True, False)
+
+
+def relocating(**kw: Any) -> Coordination:
+    return with_co(state("east", 1), peer_status=PEER_SECONDARY, **kw)
+
+
+def test_relocate_with_a_stale_peer_waits_and_never_demotes() -> None:
+    co = relocating(peer_health=STALE)
+    p = plan(inp("east", drc(action="Relocate", target="west"), v=PRIMARY_READY, co=co))
+    assert vrg_state(p) == "primary"
+    assert cond(p, "PeerConnected")["status"] == "False"
+    assert "use action Failover" in cond(p, "PeerConnected")["message"]
+    assert not any(isinstance(op, Transition) for op in p.coordination)
+
+
+def test_relocate_runs_the_final_sync_in_order_then_demotes_then_releases() -> None:
+    d = drc(action="Relocate", target="west", volsync=True)
+    p1 = plan(inp("east", d, v=PRIMARY_READY, co=relocating()))
+    assert p1.vrg is not None and p1.vrg["spec"]["prepareForFinalSync"] is True
+    assert "runFinalSync" not in p1.vrg["spec"] and vrg_state(p1) == "primary"
+    assert cond(p1, "ReadyForApplication")["reason"] == "Relocating"
+
+    v2 = vrg("primary", "Primary", prepare_done=True)
+    p2 = plan(inp("east", d, v=v2, co=relocating()))
+    assert p2.vrg is not None and p2.vrg["spec"]["runFinalSync"] is True and vrg_state(p2) == "primary"
+
+    v3 = vrg("primary", "Primary", prepare_done=True, final_done=True)
+    p3 = plan(inp("east", d, v=v3, co=relocating()))
+    assert vrg_state(p3) == "secondary"
+    assert p3.publish is not None and p3.publish.role == "primary"  # not released before the VRG says Secondary
+
+    v4 = vrg("secondary", "Secondary")
+    p4 = plan(inp("east", d, v=v4, co=relocating()))
+    assert p4.publish is not None and p4.publish.role == "secondary-ready" and p4.publish.observed_generation == 1
+    assert not any(isinstance(op, Transition) for op in p4.coordination)  # the source never writes dr-state
+
+
+def test_relocate_without_volsync_demotes_directly() -> None:
+    p = plan(inp("east", drc(action="Relocate", target="west"), v=PRIMARY_READY, co=relocating()))
+    assert vrg_state(p) == "secondary"
+
+
+def test_relocate_target_waits_for_the_release_then_transitions() -> None:
+    d = drc(action="Relocate", target="west")
+    waiting = plan(inp("west", d, v=SECONDARY_READY_VRG,
+                       co=with_co(state("east", 1), peer_status=AppStatus("primary", 1, "Primary", True, True))))
+    assert not any(isinstance(op, Transition) for op in waiting.coordination)
+    released = with_co(state("east", 1), peer_status=AppStatus("secondary-ready", 1, "Secondary", True, False))
+    p = plan(inp("west", d, v=SECONDARY_READY_VRG, co=released))
+    assert Transition("west", 1, '"etag-1"', "Relocate", "east") in p.coordination
+
+
+def test_a_release_for_an_older_generation_does_not_count() -> None:
+    d = drc(action="Relocate", target="west")
+    old = with_co(state("east", 3), peer_status=AppStatus("secondary-ready", 2, "Secondary", True, False))
+    assert not any(isinstance(op, Transition) for op in plan(inp("west", d, v=SECONDARY_READY_VRG,
+                                                                   co=old)).coordination)
+
+
+def test_relocate_set_only_on_the_target_reaches_the_source_through_the_intent() -> None:
+    co = relocating(peer_intent=Intent("west", "Relocate", "west", 1, 4))
+    p = plan(inp("east", drc(), v=PRIMARY_READY, co=co))
+    assert vrg_state(p) == "secondary"
+    stale_intent = relocating(peer_intent=Intent("west", "Relocate", "west", 0, 4))
+    assert vrg_state(plan(inp("east", drc(), v=PRIMARY_READY, co=stale_intent))) == "primary"
+
+
+def test_cancelled_relocate_before_release_promotes_again() -> None:
+    p = plan(inp("east", drc(), v=vrg("secondary", "Secondary"), co=relocating()))
+    assert vrg_state(p) == "primary"
+
+
+def test_released_primary_stays_secondary_until_a_new_generation() -> None:
+    released = relocating(own_status=AppStatus("secondary-ready", 1, "Secondary", True, False))
+    p = plan(inp("east", drc(), v=vrg("secondary", "Secondary"), co=released))
+    assert vrg_state(p) == "secondary"
+    assert "Failover" in cond(p, "Ready")["message"]
+    back = plan(inp("east", drc(action="Failover", target="east", generation=2), v=vrg("secondary", "Secondary"),
+                    co=released))
+    assert Transition("east", 1, '"etag-1"', "Failover", "east") in back.coordination
+
+
+# -- invariants over arbitrary inputs ---------------------------------------------------------
+vrg_views = st.sampled_from([VRGView(None), PRIMARY_READY, SECONDARY_READY_VRG, vrg("secondary", "Unknown"),
+                             vrg("primary", "Primary", data_ready=False), vrg("secondary", "Secondary", observed=1),
+                             vrg("primary", "Primary", prepare_done=True, final_done=True)])
+statuses = st.none() | st.builds(AppStatus, st.sampled_from(["primary", "secondary", "secondary-ready"]),
+                                 st.integers(0, 3), st.just("Secondary"), st.booleans(), st.booleans())
+intents = st.none() | st.builds(Intent, st.just("west"), st.sampled_from(["Failover", "Relocate", "Bogus"]),
+                                st.sampled_from(["east", "west", "north"]), st.integers(0, 3), st.integers(0, 3))
+coordinations = st.builds(
+    Coordination,
+    error=st.none() | st.just(CoordinationError("Unreachable", "down")) | st.just(
+        CoordinationError("CorruptObject", "bad", corrupt=True)),
+    dr_state=st.none() | st.builds(DRState, st.sampled_from(["east", "west"]), st.integers(1, 3),
+                                   st.sampled_from(["Initial", "Failover", "Relocate"])),
+    dr_state_etag=st.just('"e"'),
+    own_status=statuses,
+    peer_status=statuses,
+    own_intent=st.none(),
+    peer_intent=intents,
+    peer_health=st.sampled_from([FRESH, STALE, PeerHealth()]),
+)
+specs = st.builds(drc, action=st.sampled_from(["", "Failover", "Relocate"]),
+                  target=st.sampled_from(["", "east", "west"]), preferred=st.sampled_from(["", "east", "west"]),
+                  volsync=st.booleans(), sync=st.booleans())
+
+
+@settings(max_examples=400, deadline=None)
+@given(specs, vrg_views, coordinations, st.booleans(), st.sampled_from([None, 60.0]))
+def test_planner_invariants(d: dict[str, Any], v: VRGView, co: Coordination, fenced: bool,
+                            auto: float | None) -> None:
+    p = plan(inp("east", d, v=v, co=co, fenced=fenced, auto_after=auto))
+    rfa = cond(p, "ReadyForApplication")["status"] == "True"
+    ds = co.dr_state
+    if co.error is not None:
+        # I3: nothing is created, promoted, demoted or written while S3 cannot be trusted.
+        assert p.vrg is None and p.coordination == []
+        return
+    # I5: ReadyForApplication only on the Primary of the latest generation, with a ready VRG.
+    if rfa:
+        assert ds is not None and ds.primary == "east" and v.ready_as_primary
+    # Promotion only when dr-state names this cluster.
+    if vrg_state(p) == "primary":
+        assert ds is not None and ds.primary == "east"
+    for op in p.coordination:
+        if isinstance(op, Transition):
+            assert ds is not None and op.primary == "east" and op.from_generation == ds.generation
+        if isinstance(op, Claim):
+            assert ds is None
