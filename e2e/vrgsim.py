@@ -1,0 +1,207 @@
+"""VRG simulator: a TEST DOUBLE for Ramen's VolumeReplicationGroup controller.
+
+ramen-p2p does not ship a VRG controller; in production Ramen's runs beside
+our operator. The local clusters have no storage, so this process plays its
+part for tests and the demo:
+
+- honours `spec.replicationState` after a configurable delay, reporting
+  `status.state` (Primary/Secondary), the conditions DataReady,
+  DataProtected, ClusterDataReady and ClusterDataProtected with
+  observedGeneration, and `status.observedGeneration`;
+- completes the VolSync final-sync handshake (`prepareForFinalSync` ->
+  `prepareForFinalSyncComplete`, `runFinalSync` -> `finalSyncComplete`);
+- as Primary, uploads the VRG and one PV/PVC pair of metadata to S3 the way
+  Ramen does (gzip-compressed JSON under `{ns}/{vrg}/v1alpha1.VolumeReplicationGroup/a`,
+  `v1.PersistentVolume/{pv}`, `v1.PersistentVolumeClaim/{ns}/{pvc}`);
+- appends every spec it sees and every state it reports to a JSON-lines
+  timeline, from which tests check ordering invariants.
+
+Run: python -m e2e.vrgsim --kubeconfig K --cluster east --s3-config .localenv/s3.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import gzip
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import config
+from kubernetes.client import CustomObjectsApi
+from kubernetes.client.rest import ApiException
+
+from e2e.localenv.clients import s3_client, s3_config
+
+GROUP, VERSION, PLURAL = "ramendr.openshift.io", "v1alpha1", "volumereplicationgroups"
+log = logging.getLogger("vrgsim")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Seen:
+    """The spec fingerprint last seen for one VRG and since when (monotonic)."""
+
+    fingerprint: tuple[Any, ...]
+    since: float
+
+
+def fingerprint(vrg: dict[str, Any]) -> tuple[Any, ...]:
+    spec = vrg.get("spec") or {}
+    return (vrg["metadata"].get("generation"), spec.get("replicationState"),
+            bool(spec.get("prepareForFinalSync")), bool(spec.get("runFinalSync")))
+
+
+def desired_status(vrg: dict[str, Any], now: str) -> dict[str, Any]:
+    """What Ramen's VRG controller would report once it has acted on the spec."""
+    spec = vrg.get("spec") or {}
+    gen = int(vrg["metadata"].get("generation") or 0)
+    primary = spec.get("replicationState") == "primary"
+    old = vrg.get("status") or {}
+
+    def cond(ctype: str, ok: bool, reason: str) -> dict[str, Any]:
+        prev = next((c for c in old.get("conditions", []) if c.get("type") == ctype), None)
+        status = "True" if ok else "False"
+        since = prev["lastTransitionTime"] if prev and prev.get("status") == status else now
+        return {"type": ctype, "status": status, "reason": reason, "message": f"simulated: {reason}",
+                "observedGeneration": gen, "lastTransitionTime": since}
+
+    status: dict[str, Any] = {
+        "state": "Primary" if primary else "Secondary",
+        "observedGeneration": gen,
+        "lastUpdateTime": now,
+        "conditions": [
+            cond("DataReady", True, "Ready" if primary else "Replicating"),
+            cond("DataProtected", True, "Protected" if not primary else "Replicating"),
+            cond("ClusterDataReady", True, "Restored"),
+            cond("ClusterDataProtected", True, "Uploaded"),
+        ],
+        "prepareForFinalSyncComplete": bool(spec.get("prepareForFinalSync")),
+        "finalSyncComplete": bool(spec.get("runFinalSync")),
+    }
+    if primary:
+        status["lastGroupSyncTime"] = now
+        status["protectedPVCs"] = [{"name": f"{vrg['metadata']['name']}-data",
+                                    "namespace": vrg["metadata"]["namespace"]}]
+    return status
+
+
+class Simulator:
+    def __init__(self, api: CustomObjectsApi, cluster: str, s3: Any, bucket: str, key_prefix: str,
+                 delay: float, timeline: Path | None) -> None:
+        self.api, self.cluster, self.s3, self.bucket = api, cluster, s3, bucket
+        self.key_prefix, self.delay, self.timeline = key_prefix, delay, timeline
+        self.seen: dict[tuple[str, str], Seen] = {}
+        self.stop = threading.Event()
+
+    def record(self, event: str, vrg: dict[str, Any], **extra: Any) -> None:
+        if self.timeline is None:
+            return
+        entry = {"t": time.time(), "cluster": self.cluster, "namespace": vrg["metadata"]["namespace"],
+                 "name": vrg["metadata"]["name"], "event": event, **extra}
+        with self.timeline.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def upload(self, vrg: dict[str, Any]) -> None:
+        ns, name = vrg["metadata"]["namespace"], vrg["metadata"]["name"]
+        base = f"{self.key_prefix}{ns}/{name}/"
+        pvc = f"{name}-data"
+        objects = {
+            "v1alpha1.VolumeReplicationGroup/a": vrg,
+            f"v1.PersistentVolume/pv-{ns}-{pvc}": {"apiVersion": "v1", "kind": "PersistentVolume",
+                                                   "metadata": {"name": f"pv-{ns}-{pvc}"}},
+            f"v1.PersistentVolumeClaim/{ns}/{pvc}": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                                     "metadata": {"name": pvc, "namespace": ns}},
+        }
+        for key, body in objects.items():
+            self.s3.put_object(Bucket=self.bucket, Key=base + key, Body=gzip.compress(json.dumps(body).encode()))
+
+    def step(self) -> None:
+        items = self.api.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+        live_keys = set()
+        for vrg in items:
+            key = (vrg["metadata"]["namespace"], vrg["metadata"]["name"])
+            live_keys.add(key)
+            if vrg["metadata"].get("deletionTimestamp"):
+                self._finalize(vrg)
+                continue
+            fp = fingerprint(vrg)
+            seen = self.seen.get(key)
+            if seen is None or seen.fingerprint != fp:
+                self.seen[key] = seen = Seen(fp, time.monotonic())
+                self.record("spec", vrg, replicationState=fp[1], generation=fp[0],
+                            prepareForFinalSync=fp[2], runFinalSync=fp[3])
+            if time.monotonic() - seen.since < self.delay:
+                continue
+            status = desired_status(vrg, _now())
+            old = vrg.get("status") or {}
+            if all(old.get(k) == v for k, v in status.items() if k not in ("lastUpdateTime", "lastGroupSyncTime")):
+                continue
+            if status["state"] == "Primary":
+                self.upload(vrg)
+            try:
+                self.api.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, key[0], PLURAL, key[1], {"status": status})
+            except ApiException as e:
+                if e.status in (404, 409):
+                    continue
+                raise
+            self.record("status", vrg, state=status["state"], generation=status["observedGeneration"])
+            log.info("%s/%s: reported %s at generation %s", key[0], key[1], status["state"],
+                     status["observedGeneration"])
+        for gone in set(self.seen) - live_keys:
+            del self.seen[gone]
+
+    def _finalize(self, vrg: dict[str, Any]) -> None:
+        """Ramen's VRG holds a finalizer; honour any on deletion so the object goes away."""
+        if vrg["metadata"].get("finalizers"):
+            try:
+                self.api.patch_namespaced_custom_object(
+                    GROUP, VERSION, vrg["metadata"]["namespace"], PLURAL, vrg["metadata"]["name"],
+                    {"metadata": {"finalizers": None}})
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+
+    def run(self, interval: float = 0.2) -> None:
+        while not self.stop.is_set():
+            try:
+                self.step()
+            except Exception as e:  # keep simulating through API or S3 outages
+                log.warning("step failed: %s", e)
+                self.stop.wait(1.0)
+            self.stop.wait(interval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m e2e.vrgsim", description="VRG simulator (a test double).")
+    p.add_argument("--kubeconfig", required=True)
+    p.add_argument("--cluster", required=True)
+    p.add_argument("--s3-config", required=True, help="JSON file with endpoint, region, bucket and keys")
+    p.add_argument("--key-prefix", default="")
+    p.add_argument("--delay", type=float, default=1.0, help="seconds before acting on a new spec")
+    p.add_argument("--timeline", type=Path, default=None, help="append a JSON-lines timeline here")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s vrgsim[{args.cluster}] %(message)s")
+    api = CustomObjectsApi(config.new_client_from_config(config_file=args.kubeconfig))
+    cfg = s3_config(Path(args.s3_config))
+    sim = Simulator(api, args.cluster, s3_client(cfg), cfg["bucket"], args.key_prefix, args.delay, args.timeline)
+    signal.signal(signal.SIGTERM, lambda *_: sim.stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        sim.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

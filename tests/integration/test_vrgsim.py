@@ -1,0 +1,95 @@
+"""The VRG simulator (a test double for Ramen's VRG controller) behaves as the scenarios assume."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.crdinstall import EXTERNAL_CRDS, install_crds
+from e2e.localenv.clients import Cluster
+from e2e.vrgsim import GROUP, PLURAL, VERSION, Simulator
+
+
+@pytest.fixture
+def simulator(east: Cluster, s3: Any, s3_settings: dict[str, str], key_prefix: str,
+              tmp_path: Path) -> Iterator[Simulator]:
+    install_crds(east.api, EXTERNAL_CRDS)
+    sim = Simulator(east.custom, "east", s3, s3_settings["bucket"], key_prefix, 0.3, tmp_path / "timeline.jsonl")
+    t = threading.Thread(target=sim.run, args=(0.05,), daemon=True)
+    t.start()
+    yield sim
+    sim.stop.set()
+    t.join(timeout=5)
+
+
+def _vrg(namespace: str, state: str) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "VolumeReplicationGroup",
+            "metadata": {"name": "app", "namespace": namespace},
+            "spec": {"replicationState": state, "pvcSelector": {"matchLabels": {"app": "a"}},
+                     "s3Profiles": ["s3"], "async": {"schedulingInterval": "1m"}}}
+
+
+def _wait(pred: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+def test_simulator_reports_primary_and_uploads_gzip_metadata(
+    simulator: Simulator, east: Cluster, namespace: str, s3: Any, s3_settings: dict[str, str], key_prefix: str
+) -> None:
+    east.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _vrg(namespace, "primary"))
+
+    def status() -> dict[str, Any]:
+        obj = east.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "app")
+        return dict(obj.get("status") or {})
+
+    _wait(lambda: status().get("state") == "Primary")
+    st = status()
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert conds["DataReady"]["status"] == "True" and conds["ClusterDataReady"]["status"] == "True"
+    assert conds["DataReady"]["observedGeneration"] == st["observedGeneration"] == 1
+    body = s3.get_object(Bucket=s3_settings["bucket"],
+                         Key=f"{key_prefix}{namespace}/app/v1alpha1.VolumeReplicationGroup/a")["Body"].read()
+    assert json.loads(gzip.decompress(body))["spec"]["replicationState"] == "primary"
+
+
+def test_simulator_honours_the_final_sync_flags_and_demotion(simulator: Simulator, east: Cluster,
+                                                              namespace: str) -> None:
+    east.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _vrg(namespace, "primary"))
+
+    def get() -> dict[str, Any]:
+        return dict(east.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "app"))
+
+    _wait(lambda: get().get("status", {}).get("state") == "Primary")
+    east.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "app",
+                                               {"spec": {"prepareForFinalSync": True}})
+    _wait(lambda: get()["status"].get("prepareForFinalSyncComplete") is True)
+    assert get()["status"].get("finalSyncComplete") is False
+    east.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "app",
+                                               {"spec": {"runFinalSync": True, "replicationState": "secondary"}})
+    _wait(lambda: get()["status"].get("state") == "Secondary")
+    assert get()["status"]["finalSyncComplete"] is True
+    assert simulator.timeline is not None
+    events = [json.loads(line) for line in simulator.timeline.read_text().splitlines()]
+    states = [e["state"] for e in events if e["event"] == "status"]
+    assert states[0] == "Primary" and states[-1] == "Secondary"
+
+
+def test_simulator_waits_its_delay_before_acting(simulator: Simulator, east: Cluster, namespace: str) -> None:
+    simulator.delay = 2.0
+    t0 = time.monotonic()
+    east.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _vrg(namespace, "secondary"))
+    _wait(lambda: (east.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "app")
+                   .get("status", {}).get("state")) == "Secondary")
+    assert time.monotonic() - t0 >= 2.0
