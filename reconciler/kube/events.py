@@ -1,0 +1,119 @@
+"""An Event recorder (core/v1 Events) that folds repeats, like client-go's EventCorrelator.
+
+The same involved object, type, reason and message within `fold_window`
+seconds bumps `count` and `lastTimestamp` of the existing Event instead of
+creating another one. Recording is best effort: API errors are logged, never
+raised, so an event can never fail a reconcile.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from reconciler.kube.client import KubeClient
+from reconciler.kube.errors import ApiError
+from reconciler.kube.resources import EVENTS, Obj, object_key
+
+log = logging.getLogger(__name__)
+
+NORMAL = "Normal"
+WARNING = "Warning"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class _Seen:
+    name: str
+    namespace: str
+    count: int
+    first_timestamp: str
+    at: float
+
+
+class EventRecorder:
+    def __init__(
+        self,
+        client: KubeClient,
+        component: str,
+        host: str = "",
+        fold_window: float = 600.0,
+        max_tracked: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.component = component
+        self.host = host
+        self.fold_window = fold_window
+        self.max_tracked = max_tracked
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
+
+    def event(self, obj: Obj, type: str, reason: str, message: str) -> None:
+        """Record an event about `obj` (any object with apiVersion, kind and metadata)."""
+        meta = obj.get("metadata") or {}
+        # Events of cluster-scoped objects go to "default", as kubectl and client-go do.
+        namespace = meta.get("namespace") or "default"
+        fold_key = (str(obj.get("apiVersion")), str(obj.get("kind")), namespace, str(meta.get("name")),
+                    str(meta.get("uid", "")), type, reason, message)
+        now = _now()
+        with self._lock:
+            seen = self._seen.get(fold_key)
+            if seen is not None and self._clock() - seen.at > self.fold_window:
+                seen = None
+            try:
+                if seen is not None and self._bump(seen, now):
+                    self._seen.move_to_end(fold_key)
+                    return
+                self._seen[fold_key] = self._create(obj, namespace, type, reason, message, now)
+                while len(self._seen) > self.max_tracked:
+                    self._seen.popitem(last=False)
+            except ApiError as e:
+                log.warning("could not record event %s: %s", reason, e, extra={"key": object_key(obj)})
+
+    def _bump(self, seen: _Seen, now: str) -> bool:
+        patch = {"count": seen.count + 1, "lastTimestamp": now}
+        try:
+            self.client.merge_patch(EVENTS, seen.name, seen.namespace, patch)
+        except ApiError as e:
+            if e.not_found:
+                return False  # the Event expired (TTL): start a new one
+            raise
+        seen.count += 1
+        seen.at = self._clock()
+        return True
+
+    def _create(self, obj: Obj, namespace: str, type: str, reason: str, message: str, now: str) -> _Seen:
+        meta = obj.get("metadata") or {}
+        name = f"{meta.get('name')}.{secrets.token_hex(8)}"
+        involved = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name"),
+                    "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                    "resourceVersion": meta.get("resourceVersion")}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": {k: v for k, v in involved.items() if v},
+            "type": type,
+            "reason": reason,
+            "message": message,
+            "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "source": {"component": self.component, **({"host": self.host} if self.host else {})},
+            "reportingComponent": self.component,
+            "reportingInstance": self.host or self.component,
+        }
+        self.client.create(EVENTS, body, namespace)
+        log.info("event %s %s: %s", type, reason, message, extra={"key": object_key(obj)})
+        return _Seen(name, namespace, 1, now, self._clock())

@@ -1,0 +1,82 @@
+"""Pure patch computation: what to send to turn a live object into the desired one.
+
+`desired` is read as a JSON merge patch (RFC 7386) over `live`: the fields it
+names are set, a None value removes a field, everything else (server
+defaults, other writers' fields) is left alone. The result is a JSON patch
+(RFC 6902) from `live` to that target; an empty list means nothing to send.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonpatch
+
+from reconciler.kube.resources import Obj
+
+# Fields the server owns or that identify the object: never patched.
+IDENTITY_FIELDS = frozenset({"apiVersion", "kind"})
+SERVER_METADATA = frozenset(
+    {"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink"}
+)
+
+Op = dict[str, Any]
+
+
+def merge(base: Any, overlay: Any) -> Any:
+    """RFC 7386 merge: dicts merge key by key, None removes, anything else replaces."""
+    if not isinstance(overlay, dict):
+        return copy.deepcopy(overlay)
+    out = copy.deepcopy(base) if isinstance(base, dict) else {}
+    for k, v in overlay.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge(out.get(k), v)
+    return out
+
+
+def _without_nones(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nones(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nones(v) for v in value]
+    return value
+
+
+def spec_part(desired: Obj) -> Obj:
+    """The part of `desired` written through the main resource: no status, no server-owned metadata."""
+    out = {k: v for k, v in desired.items() if k not in IDENTITY_FIELDS and k != "status"}
+    if "metadata" in out:
+        out["metadata"] = {k: v for k, v in (out["metadata"] or {}).items() if k not in SERVER_METADATA}
+    return out
+
+
+def main_patch(live: Obj, desired: Obj) -> list[Op]:
+    """JSON patch for everything but status."""
+    current = {k: v for k, v in live.items() if k != "status"}
+    target = merge(current, spec_part(desired))
+    ops: list[Op] = jsonpatch.make_patch(current, target).patch
+    return ops
+
+
+def status_patch(live: Obj, desired_status: Any) -> list[Op]:
+    """JSON patch (paths under /status) that makes live.status match `desired_status` merged over it."""
+    if desired_status is None:
+        return []
+    current = {"status": live["status"]} if "status" in live else {}
+    target = merge(current, {"status": desired_status})
+    ops: list[Op] = jsonpatch.make_patch(current, target).patch
+    return ops
+
+
+def creation_body(desired: Obj, status_subresource: bool) -> Obj:
+    """What to POST for a new object: status left out when the server would ignore it anyway."""
+    body: Obj = _without_nones(desired)
+    if status_subresource:
+        body.pop("status", None)
+    meta = body.get("metadata") or {}
+    for k in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
+        meta.pop(k, None)
+    return body
