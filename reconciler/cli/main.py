@@ -6,12 +6,14 @@ import argparse
 import sys
 
 from reconciler import __version__
+from reconciler.cli import doctor
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ramenctl", description="Operate and diagnose ramen-p2p.")
     parser.add_argument("--version", action="version", version=f"ramenctl {__version__}")
-    parser.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
+    doctor.add_parser(sub)
     return parser
 
 
@@ -21,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd is None:
         parser.print_help()
         return 2
-    return 0
+    if args.cmd == "doctor" and args.doctor_cmd == "s3":
+        return doctor.run_s3(args, sys.stdout)
+    parser.print_help()
+    return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,324 @@
+"""The local side of the protocol: what one cluster reads and writes in the coordination bucket."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from cachetools import LRUCache
+
+from reconciler.s3peer import envelope as env
+from reconciler.s3peer.drstate import (
+    Record,
+    WriteOutcome,
+    initial_state,
+    next_state,
+    resolve_precondition_failed,
+)
+from reconciler.s3peer.envelope import Kind
+from reconciler.s3peer.errors import CorruptObject, PreconditionFailed
+from reconciler.s3peer.keys import AppKey, KeySchema
+from reconciler.s3peer.models import (
+    Action,
+    ClusterStatus,
+    Digest,
+    DigestEntry,
+    DRIntent,
+    DRState,
+    Health,
+    Role,
+    StorageClasses,
+)
+from reconciler.s3peer.store import NOT_MODIFIED, ObjectStore, StoredObject
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def decode_record(
+    obj: StoredObject, kind: Kind, parse: Callable[[Mapping[str, Any], str | None], T], hmac_key: bytes | None
+) -> Record[T]:
+    """Envelope + body validation; raises CorruptObject / SignatureInvalid."""
+    e = env.decode(obj.data, key=obj.key, expected_kind=kind, hmac_key=hmac_key)
+    return Record(value=parse(e.body, obj.key), etag=obj.etag, nonce=e.nonce, writer=e.writer,
+                  written_at=e.written_at)
+
+
+class Coordinator:
+    """One cluster's view of the coordination bucket, for the DRControl reconciler.
+
+    Thread-safe: reconcile workers for different apps may call it concurrently.
+    Writes are signed when `hmac_key` is set, and then unsigned objects read back
+    are corrupt.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        cluster: str,
+        *,
+        keys: KeySchema | None = None,
+        hmac_key: bytes | None = None,
+        now: Callable[[], datetime] = utcnow,
+        dr_state_cache_size: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.cluster = cluster
+        self.keys = keys or KeySchema()
+        self.hmac_key = hmac_key or None
+        self._now = now
+        self._lock = threading.RLock()
+        self._digest_lock = threading.Lock()
+        self._dr_cache: LRUCache[AppKey, Record[DRState]] = LRUCache(maxsize=dr_state_cache_size)
+        self._digest: dict[AppKey, DigestEntry] | None = None  # None until loaded from S3
+        self._storage_classes_hash: str | None = None
+        self._digest_dirty = False
+        self._heartbeat_seq: int | None = None
+
+    # -- helpers -------------------------------------------------------------
+    def _encode(self, kind: Kind, body: Mapping[str, Any], nonce: str | None = None) -> tuple[bytes, str]:
+        return env.encode(kind, self.cluster, body, now=self._now(), nonce=nonce, hmac_key=self.hmac_key)
+
+    def _get_record(self, key: str, kind: Kind, parse: Callable[[Mapping[str, Any], str | None], T]
+                    ) -> Record[T] | None:
+        obj = self.store.get(key, max_bytes=env.MAX_OBJECT_BYTES)
+        if obj is None or obj is NOT_MODIFIED:
+            return None
+        assert isinstance(obj, StoredObject)
+        return decode_record(obj, kind, parse, self.hmac_key)
+
+    # -- dr-state --------------------------------------------------------------
+    def read_dr_state(self, app: AppKey) -> Record[DRState] | None:
+        """The current dr-state (None when absent). One GET, ETag-conditional when we hold a copy.
+
+        Raises Unreachable/Throttled, or CorruptObject/SignatureInvalid for an object never to act on.
+        """
+        key = self.keys.dr_state(app)
+        with self._lock:
+            cached = self._dr_cache.get(app)
+        obj = self.store.get(key, if_none_match=cached.etag if cached else None, max_bytes=env.MAX_OBJECT_BYTES)
+        if obj is NOT_MODIFIED and cached is not None:
+            return cached
+        with self._lock:
+            self._dr_cache.pop(app, None)
+        if obj is None or obj is NOT_MODIFIED:
+            return None
+        assert isinstance(obj, StoredObject)
+        rec = decode_record(obj, Kind.DR_STATE, DRState.from_body, self.hmac_key)
+        with self._lock:
+            self._dr_cache[app] = rec
+        return rec
+
+    def _conditional_write(self, app: AppKey, state: DRState, *, if_match: str | None, nonce: str | None
+                           ) -> WriteOutcome:
+        data, n = self._encode(Kind.DR_STATE, state.to_body(), nonce)
+        key = self.keys.dr_state(app)
+        try:
+            etag = self.store.put(key, data, if_none_match_any=if_match is None, if_match=if_match)
+        except PreconditionFailed:
+            # Lost the race, or our own earlier attempt succeeded and this was its retry.
+            with self._lock:
+                self._dr_cache.pop(app, None)
+            return resolve_precondition_failed(n, self.read_dr_state(app))
+        e = env.decode(data, key=key, expected_kind=Kind.DR_STATE)
+        rec = Record(value=state, etag=etag, nonce=n, writer=self.cluster, written_at=e.written_at)
+        with self._lock:
+            self._dr_cache[app] = rec
+        return WriteOutcome(won=True, current=rec)
+
+    def claim_initial(self, app: AppKey, *, nonce: str | None = None) -> WriteOutcome:
+        """Create generation 1 naming this cluster Primary, with If-None-Match: *.
+
+        `nonce` makes a retry idempotent: pass the nonce of an attempt whose outcome is unknown.
+        """
+        state = initial_state(self.cluster, env.format_time(self._now()))
+        return self._conditional_write(app, state, if_match=None, nonce=nonce)
+
+    def transition(self, app: AppKey, expected: Record[DRState], action: Action, *,
+                   intent_nonce: str | None = None, nonce: str | None = None) -> WriteOutcome:
+        """Make this cluster Primary at generation+1, with If-Match on the version read.
+
+        Only the cluster that becomes Primary writes a transition. The caller checks
+        the action's preconditions first; on a lost race (won=False) it re-plans
+        from `outcome.current`. Raises ValueError if this cluster is already Primary.
+        """
+        state = next_state(expected.value, new_primary=self.cluster, action=action, intent_nonce=intent_nonce,
+                           changed_at=env.format_time(self._now()))
+        return self._conditional_write(app, state, if_match=expected.etag, nonce=nonce)
+
+    def delete_dr_state(self, app: AppKey, expected: Record[DRState]) -> None:
+        """Delete dr-state, only if it is still the version read (If-Match). Raises PreconditionFailed."""
+        try:
+            self.store.delete(self.keys.dr_state(app), if_match=expected.etag)
+        finally:
+            with self._lock:
+                self._dr_cache.pop(app, None)
+
+    # -- intents -----------------------------------------------------------------
+    def write_intent(self, app: AppKey, intent: DRIntent) -> Record[DRIntent]:
+        """Write `dr-intent/{self}`; its nonce is what a transition records as intentNonce."""
+        data, n = self._encode(Kind.DR_INTENT, intent.to_body())
+        key = self.keys.dr_intent(app, self.cluster)
+        etag = self.store.put(key, data)
+        self._update_entry(app, intent_hash=env.content_hash(intent.to_body()))
+        return Record(value=intent, etag=etag, nonce=n, writer=self.cluster,
+                      written_at=env.decode(data).written_at)
+
+    def read_intent(self, app: AppKey, cluster: str) -> Record[DRIntent] | None:
+        return self._get_record(self.keys.dr_intent(app, cluster), Kind.DR_INTENT, DRIntent.from_body)
+
+    def delete_intent(self, app: AppKey) -> None:
+        self.store.delete(self.keys.dr_intent(app, self.cluster))
+        self._update_entry(app, intent_hash=None)
+
+    # -- cluster-status and the digest --------------------------------------
+    def _load_digest(self) -> dict[AppKey, DigestEntry]:
+        # Called with _lock held. Start from what S3 has, so apps not reconciled
+        # since a restart keep their entries and unchanged statuses cost nothing.
+        if self._digest is None:
+            try:
+                rec = self._get_record(self.keys.digest(self.cluster), Kind.DIGEST, Digest.from_body)
+            except CorruptObject:
+                rec = None  # rewritten on the next flush
+                self._digest_dirty = True
+            self._digest = dict(rec.value.apps) if rec else {}
+            self._storage_classes_hash = rec.value.storage_classes_hash if rec else None
+        return self._digest
+
+    def _update_entry(self, app: AppKey, *, intent_hash: str | None) -> None:
+        with self._lock:
+            digest = self._load_digest()
+            old = digest.get(app)
+            if old is None:
+                if intent_hash is None:
+                    return
+                new = DigestEntry(status_hash=None, role=Role.UNKNOWN, observed_generation=0, intent_hash=intent_hash)
+            else:
+                new = DigestEntry(old.status_hash, old.role, old.observed_generation, intent_hash)
+            if new != old:
+                digest[app] = new
+                self._digest_dirty = True
+        self.flush_digest()
+
+    def write_cluster_status(self, app: AppKey, status: ClusterStatus, *, flush_digest: bool = True) -> bool:
+        """Write `cluster-status/{self}` only when its content changed; True when a PUT was made.
+
+        With `flush_digest=False` the digest is written by the next `flush_digest()`
+        or `heartbeat()`: useful to coalesce a burst of changes into one digest write.
+        """
+        h = status.content_hash()
+        with self._lock:
+            old = self._load_digest().get(app)
+        if old is not None and old.status_hash == h:
+            return False
+        data, _ = self._encode(Kind.CLUSTER_STATUS, status.to_body())
+        self.store.put(self.keys.cluster_status(app, self.cluster), data)
+        with self._lock:
+            digest = self._load_digest()
+            prev = digest.get(app)
+            digest[app] = DigestEntry(h, status.role, status.observed_generation, prev.intent_hash if prev else None)
+            self._digest_dirty = True
+        if flush_digest:
+            self.flush_digest()
+        return True
+
+    def delete_app_keys(self, app: AppKey) -> None:
+        """Delete this cluster's intent and cluster-status for an app, and its digest entry."""
+        for key in self.keys.own_app_keys(app, self.cluster):
+            self.store.delete(key)
+        with self._lock:
+            if self._load_digest().pop(app, None) is not None:
+                self._digest_dirty = True
+            self._dr_cache.pop(app, None)
+        self.flush_digest()
+
+    def retain_apps(self, apps: Iterable[AppKey]) -> None:
+        """Drop digest entries of apps no longer protected here (objects are left to delete_app_keys)."""
+        keep = set(apps)
+        with self._lock:
+            digest = self._load_digest()
+            for app in [a for a in digest if a not in keep]:
+                del digest[app]
+                self._digest_dirty = True
+
+    def flush_digest(self) -> bool:
+        """Write the digest if anything changed since the last write; True when a PUT was made."""
+        with self._digest_lock:  # serialise flushes so an older digest never overwrites a newer one
+            with self._lock:
+                digest = self._load_digest()
+                if not self._digest_dirty:
+                    return False
+                body = Digest(apps=dict(digest), storage_classes_hash=self._storage_classes_hash).to_body()
+                self._digest_dirty = False
+            data, _ = self._encode(Kind.DIGEST, body)
+            try:
+                self.store.put(self.keys.digest(self.cluster), data)
+            except Exception:
+                with self._lock:
+                    self._digest_dirty = True
+                raise
+            return True
+
+    def digest_entries(self) -> dict[AppKey, DigestEntry]:
+        with self._lock:
+            return dict(self._load_digest())
+
+    # -- cluster-info ------------------------------------------------------------
+    def write_storage_classes(self, classes: Iterable[Mapping[str, Any]]) -> bool:
+        """Write storage-classes when they changed; True when a PUT was made."""
+        sc = StorageClasses(classes=tuple(dict(c) for c in classes))
+        h = sc.content_hash()
+        with self._lock:
+            self._load_digest()
+            if self._storage_classes_hash == h:
+                return False
+        data, _ = self._encode(Kind.STORAGE_CLASSES, sc.to_body())
+        self.store.put(self.keys.storage_classes(self.cluster), data)
+        with self._lock:
+            self._storage_classes_hash = h
+            self._digest_dirty = True
+        self.flush_digest()
+        return True
+
+    def heartbeat(self, *, operator_version: str, ready: bool = True) -> Health:
+        """Write the health object with the next sequence, and flush a pending digest."""
+        with self._lock:
+            seq = self._heartbeat_seq
+        if seq is None:
+            try:
+                prev = self._get_record(self.keys.health(self.cluster), Kind.HEALTH, Health.from_body)
+                seq = prev.value.sequence if prev else 0
+            except CorruptObject:
+                seq = 0
+        health = Health(sequence=seq + 1, operator_version=operator_version, ready=ready)
+        data, _ = self._encode(Kind.HEALTH, health.to_body())
+        self.store.put(self.keys.health(self.cluster), data)
+        with self._lock:
+            self._heartbeat_seq = health.sequence
+        self.flush_digest()
+        return health
+
+    # -- Ramen VRG metadata (read as written by the VRG controller) -----------
+    def read_ramen_object(self, key: str) -> Any | None:
+        """A gzip-compressed JSON object of Ramen's VRG controller, decoded; None when absent."""
+        obj = self.store.get(key, max_bytes=env.MAX_METADATA_BYTES)
+        if obj is None or obj is NOT_MODIFIED:
+            return None
+        assert isinstance(obj, StoredObject)
+        return env.decode_ramen_metadata(obj.data, key=key)
+
+    def read_vrg_metadata(self, app: AppKey) -> Any | None:
+        return self.read_ramen_object(self.keys.vrg_metadata(app))
+
+    def read_pv_metadata(self, app: AppKey) -> dict[str, Any]:
+        """All PV and PVC objects of an app by key (one LIST per kind: used on failover, not polling)."""
+        out: dict[str, Any] = {}
+        for prefix in (self.keys.pv_prefix(app), self.keys.pvc_prefix(app)):
+            for key in self.store.list_keys(prefix):
+                out[key] = self.read_ramen_object(key)
+        return out

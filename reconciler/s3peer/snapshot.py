@@ -1,0 +1,329 @@
+"""Reading the peer: a snapshot of its health, digest, statuses and intents at O(1) cost per poll.
+
+Each poll GETs the peer's health and digest with If-None-Match (a 304 when
+unchanged), then GETs only the cluster-status / dr-intent objects whose hash in
+the digest differs from the copy we hold. Snapshots are cached for the poll
+interval (cachetools) so every reconcile in a cycle shares one poll.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachetools import TLRUCache
+
+from reconciler.s3peer import envelope as env
+from reconciler.s3peer.drstate import Record
+from reconciler.s3peer.envelope import Kind
+from reconciler.s3peer.errors import CorruptObject, S3PeerError
+from reconciler.s3peer.keys import AppKey, KeySchema
+from reconciler.s3peer.models import ClusterStatus, Digest, DigestEntry, DRIntent, Health, StorageClasses
+from reconciler.s3peer.peer import decode_record
+from reconciler.s3peer.store import NOT_MODIFIED, ObjectStore, StoredObject
+
+DEFAULT_HEARTBEAT_INTERVAL = 60.0
+DEFAULT_STALE_AFTER = 3 * DEFAULT_HEARTBEAT_INTERVAL
+
+
+# -- peer health: a pure state machine on the local monotonic clock ----------
+@dataclass(frozen=True)
+class HealthTrack:
+    """What we remember about the peer's heartbeat between polls."""
+
+    etag: str | None  # None: no heartbeat object seen yet
+    changed_at: float  # local monotonic time the ETag last changed (or tracking started)
+    last_seen: str | None  # writtenAt of the last changed heartbeat
+    health: Health | None
+    corrupt: str | None = None
+
+
+@dataclass(frozen=True)
+class PeerHealth:
+    """The peer's liveness as judged here. `stale` never compares two clusters' wall clocks."""
+
+    seen: bool
+    stale: bool
+    last_seen: str | None
+    unchanged_for: float
+    sequence: int | None
+    ready: bool | None
+    #: Reason of a corrupt heartbeat object; liveness still follows its ETag.
+    corrupt: str | None = None
+
+
+def start_tracking(monotonic_now: float) -> HealthTrack:
+    return HealthTrack(etag=None, changed_at=monotonic_now, last_seen=None, health=None)
+
+
+def observe_heartbeat(track: HealthTrack, etag: str | None, record: Record[Health] | None,
+                      monotonic_now: float, corrupt: str | None = None) -> HealthTrack:
+    """Fold one observation of the health object into the track (pure).
+
+    Any change of ETag is a sign of life (every write carries a fresh nonce);
+    a heartbeat that disappears does not reset the clock.
+    """
+    if etag is None or etag == track.etag:
+        return track
+    return HealthTrack(
+        etag=etag,
+        changed_at=monotonic_now,
+        last_seen=record.written_at if record else track.last_seen,
+        health=record.value if record else None,
+        corrupt=corrupt,
+    )
+
+
+def assess(track: HealthTrack, monotonic_now: float, stale_after: float) -> PeerHealth:
+    unchanged = max(0.0, monotonic_now - track.changed_at)
+    return PeerHealth(
+        seen=track.etag is not None,
+        stale=unchanged > stale_after,
+        last_seen=track.last_seen,
+        unchanged_for=unchanged,
+        sequence=track.health.sequence if track.health else None,
+        ready=track.health.ready if track.health else None,
+        corrupt=track.corrupt,
+    )
+
+
+# -- the snapshot ------------------------------------------------------------
+@dataclass(frozen=True)
+class PeerSnapshot:
+    """The peer as of one poll. Per-app accessors raise the CorruptObject of a bad object."""
+
+    peer: str
+    health: PeerHealth
+    digest: Mapping[AppKey, DigestEntry]
+    statuses: Mapping[AppKey, Record[ClusterStatus] | CorruptObject]
+    intents: Mapping[AppKey, Record[DRIntent] | CorruptObject]
+    storage_classes: StorageClasses | None
+    #: Apps whose peer status or intent changed in the poll that produced this snapshot.
+    changed: frozenset[AppKey]
+    digest_error: CorruptObject | None = None
+    requests: int = 0
+
+    def entry(self, app: AppKey) -> DigestEntry | None:
+        if self.digest_error:
+            raise self.digest_error
+        return self.digest.get(app)
+
+    def status(self, app: AppKey) -> Record[ClusterStatus] | None:
+        if self.digest_error:
+            raise self.digest_error
+        v = self.statuses.get(app)
+        if isinstance(v, CorruptObject):
+            raise v
+        return v
+
+    def intent(self, app: AppKey) -> Record[DRIntent] | None:
+        if self.digest_error:
+            raise self.digest_error
+        v = self.intents.get(app)
+        if isinstance(v, CorruptObject):
+            raise v
+        return v
+
+    def apps(self) -> frozenset[AppKey]:
+        return frozenset(self.digest)
+
+
+@dataclass
+class _Cached:
+    hash: str | None  # content hash of the object we hold (None: absent)
+    value: Record[Any] | CorruptObject | None
+    etag: str | None = None
+
+
+@dataclass
+class _State:
+    track: HealthTrack
+    health_etag: str | None = None
+    digest_etag: str | None = None
+    digest: Digest | None = None
+    digest_error: CorruptObject | None = None
+    statuses: dict[AppKey, _Cached] = field(default_factory=dict)
+    intents: dict[AppKey, _Cached] = field(default_factory=dict)
+    storage_classes: _Cached | None = None
+
+
+class PeerReader:
+    """Polls one peer cluster's objects. `snapshot()` is what reconcilers call."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        peer: str,
+        *,
+        keys: KeySchema | None = None,
+        hmac_key: bytes | None = None,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        poll_interval: float = 30.0,
+        error_ttl: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        fetch_workers: int = 8,
+    ) -> None:
+        self.store = store
+        self.peer = peer
+        self.keys = keys or KeySchema()
+        self.hmac_key = hmac_key or None
+        self.stale_after = stale_after
+        self._mono = monotonic
+        self._workers = fetch_workers
+        self._poll_lock = threading.Lock()
+        self._state = _State(track=start_tracking(monotonic()))
+
+        def ttu(_k: str, v: PeerSnapshot | S3PeerError, now: float) -> float:
+            return now + (error_ttl if isinstance(v, S3PeerError) else poll_interval)
+
+        self._cache: TLRUCache[str, PeerSnapshot | S3PeerError] = TLRUCache(maxsize=1, ttu=ttu, timer=monotonic)
+
+    def snapshot(self) -> PeerSnapshot:
+        """The latest snapshot, polling S3 at most once per poll interval (errors are cached briefly)."""
+        with self._poll_lock:
+            hit = self._cache.get("s")
+            if hit is None:
+                try:
+                    hit = self._poll_locked()
+                except S3PeerError as e:
+                    hit = e
+                self._cache["s"] = hit
+        if isinstance(hit, S3PeerError):
+            raise hit
+        return hit
+
+    def health(self) -> PeerHealth:
+        """Peer health re-assessed against the monotonic clock now (no S3 request)."""
+        with self._poll_lock:
+            return assess(self._state.track, self._mono(), self.stale_after)
+
+    def invalidate(self) -> None:
+        """Forget the cached snapshot, e.g. after a nudge from the peer."""
+        with self._poll_lock:
+            self._cache.clear()
+
+    def poll(self) -> PeerSnapshot:
+        """Poll S3 now, bypassing the snapshot cache."""
+        with self._poll_lock:
+            snap = self._poll_locked()
+            self._cache["s"] = snap
+            return snap
+
+    # -- internals -------------------------------------------------------------
+    def _get(self, key: str, etag: str | None) -> StoredObject | object | None:
+        return self.store.get(key, if_none_match=etag, max_bytes=env.MAX_OBJECT_BYTES)
+
+    def _poll_locked(self) -> PeerSnapshot:
+        st = self._state
+        requests = 0
+        # Both reads must succeed before anything is updated, so a failed poll changes nothing.
+        h_obj = self._get(self.keys.health(self.peer), st.health_etag)
+        d_obj = self._get(self.keys.digest(self.peer), st.digest_etag)
+        requests += 2
+        now = self._mono()
+
+        if isinstance(h_obj, StoredObject):
+            try:
+                rec = decode_record(h_obj, Kind.HEALTH, Health.from_body, self.hmac_key)
+                st.track = observe_heartbeat(st.track, h_obj.etag, rec, now)
+            except CorruptObject as e:
+                st.track = observe_heartbeat(st.track, h_obj.etag, None, now, corrupt=e.reason)
+            st.health_etag = h_obj.etag
+        elif h_obj is None:
+            st.health_etag = None
+
+        if isinstance(d_obj, StoredObject):
+            st.digest_etag = d_obj.etag
+            try:
+                st.digest = decode_record(d_obj, Kind.DIGEST, Digest.from_body, self.hmac_key).value
+                st.digest_error = None
+            except CorruptObject as e:
+                st.digest, st.digest_error = None, e
+        elif d_obj is None:
+            st.digest_etag, st.digest, st.digest_error = None, None, None
+
+        changed: set[AppKey] = set()
+        digest = st.digest.apps if st.digest else {}
+        # Apps gone from the digest are gone from the peer.
+        for table in (st.statuses, st.intents):
+            for app in [a for a in table if a not in digest]:
+                del table[app]
+                changed.add(app)
+
+        jobs: list[tuple[str, AppKey, str | None]] = []
+        for app, entry in digest.items():
+            for kind, want in (("status", entry.status_hash), ("intent", entry.intent_hash)):
+                cached = (st.statuses if kind == "status" else st.intents).get(app)
+                if cached is None and want is None:
+                    continue
+                if cached is None or cached.hash != want:
+                    jobs.append((kind, app, want))
+
+        sc_want = st.digest.storage_classes_hash if st.digest else None
+        fetch_sc = sc_want is not None and (st.storage_classes is None or st.storage_classes.hash != sc_want)
+
+        results = self._fetch_all(jobs)
+        requests += len(jobs)
+        for (kind, app, _want), cached in zip(jobs, results, strict=True):
+            table = st.statuses if kind == "status" else st.intents
+            prev = table.get(app)
+            if cached.value is None:
+                table.pop(app, None)
+            else:
+                table[app] = cached
+            if prev is None or prev.hash != cached.hash or prev.etag != cached.etag:
+                changed.add(app)
+
+        if fetch_sc:
+            prev_sc = st.storage_classes
+            st.storage_classes = self._fetch(
+                self.keys.storage_classes(self.peer), Kind.STORAGE_CLASSES, StorageClasses.from_body,
+                prev_sc, lambda v: v.content_hash())
+            requests += 1
+
+        sc_val = st.storage_classes.value if st.storage_classes else None
+        return PeerSnapshot(
+            peer=self.peer,
+            health=assess(st.track, now, self.stale_after),
+            digest=dict(digest),
+            statuses={a: c.value for a, c in st.statuses.items() if c.value is not None},
+            intents={a: c.value for a, c in st.intents.items() if c.value is not None},
+            storage_classes=sc_val.value if isinstance(sc_val, Record) else None,
+            changed=frozenset(changed),
+            digest_error=st.digest_error,
+            requests=requests,
+        )
+
+    def _fetch(self, key: str, kind: Kind, parse: Callable[[Mapping[str, Any], str | None], Any],
+               prev: _Cached | None, hasher: Callable[[Any], str]) -> _Cached:
+        obj = self._get(key, prev.etag if prev else None)
+        if obj is NOT_MODIFIED and prev is not None:
+            return prev
+        if not isinstance(obj, StoredObject):
+            return _Cached(hash=None, value=None)
+        try:
+            rec = decode_record(obj, kind, parse, self.hmac_key)
+        except CorruptObject as e:
+            # Remember the ETag so a corrupt object is not re-read every poll.
+            return _Cached(hash=f"corrupt:{obj.etag}", value=e, etag=obj.etag)
+        return _Cached(hash=hasher(rec.value), value=rec, etag=obj.etag)
+
+    def _fetch_one(self, job: tuple[str, AppKey, str | None]) -> _Cached:
+        kind, app, _ = job
+        st = self._state
+        if kind == "status":
+            return self._fetch(self.keys.cluster_status(app, self.peer), Kind.CLUSTER_STATUS,
+                               ClusterStatus.from_body, st.statuses.get(app), lambda v: v.content_hash())
+        return self._fetch(self.keys.dr_intent(app, self.peer), Kind.DR_INTENT, DRIntent.from_body,
+                           st.intents.get(app), lambda v: env.content_hash(v.to_body()))
+
+    def _fetch_all(self, jobs: list[tuple[str, AppKey, str | None]]) -> list[_Cached]:
+        if len(jobs) <= 1 or self._workers <= 1:
+            return [self._fetch_one(j) for j in jobs]
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            return list(pool.map(self._fetch_one, jobs))
+
