@@ -31,20 +31,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.plan.inputs import (
-    FAILOVER,
-    INITIAL,
-    PRIMARY,
-    RELOCATE,
-    SECONDARY,
-    SECONDARY_READY,
-    AppStatus,
-    DRState,
-    PlanInput,
-    VRGView,
-)
+from reconciler.plan.inputs import PRIMARY, SECONDARY, PlanInput, VRGView
 from reconciler.plan.status import Event, StatusBuilder
+from reconciler.s3peer.models import Action, ClusterStatus, DRState, Role
 
+FAILOVER, RELOCATE = Action.FAILOVER.value, Action.RELOCATE.value
 VRG_API_VERSION = "ramendr.openshift.io/v1alpha1"
 FINALIZER = "ramendr.openshift.io/drcontrol-protection"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -98,7 +89,7 @@ class Plan:
     # Writes that change coordination state; the shell re-plans after them.
     coordination: list[CoordinationOp] = field(default_factory=list)
     # This cluster's cluster-status for the app (the store skips unchanged content).
-    publish: AppStatus | None = None
+    publish: ClusterStatus | None = None
     # The desired VRG object, or None to leave the VRG alone (absent or frozen).
     vrg: dict[str, Any] | None = None
     status: dict[str, Any] = field(default_factory=dict)
@@ -158,7 +149,7 @@ def effective_action(inp: PlanInput, ds: DRState | None) -> ActiveAction | None:
     co = inp.coordination
     peer_intent = co.peer_intent
     if ds is not None and peer_intent is not None and peer_intent.base_generation == ds.generation:
-        return ActiveAction(peer_intent.action, peer_intent.target, "peer")
+        return ActiveAction(str(peer_intent.action), peer_intent.target, "peer")
     after = inp.policy.auto_failover_after
     health = co.peer_health
     if (
@@ -175,7 +166,7 @@ def effective_action(inp: PlanInput, ds: DRState | None) -> ActiveAction | None:
 def _released(inp: PlanInput, ds: DRState) -> bool:
     """This cluster, still named Primary, has handed generation G over (relocate demotion done)."""
     own = inp.coordination.own_status
-    return own is not None and own.role == SECONDARY_READY and own.observed_generation == ds.generation
+    return own is not None and own.role == Role.SECONDARY_READY and own.observed_generation == ds.generation
 
 
 def _needs_final_sync(inp: PlanInput) -> bool:
@@ -254,13 +245,13 @@ class _Planner:
         co = self.inp.coordination
         ps: dict[str, Any] = {"clusterName": self.peer, "stale": co.peer_health.stale}
         if co.peer_status is not None:
-            ps["role"] = co.peer_status.role
-            ps["vrgHealthy"] = co.peer_status.vrg_healthy
+            ps["role"] = str(co.peer_status.role)
+            ps["vrgHealthy"] = bool(co.peer_status.details.get("vrgHealthy"))
         if co.peer_health.last_seen:
             ps["lastSeen"] = co.peer_health.last_seen
         self.sb.status["peerStatus"] = ps
         health = co.peer_health
-        if not health.known:
+        if not health.seen:
             self.sb.condition("PeerConnected", False, "PeerNeverSeen",
                               f"no heartbeat from {self.peer} in the coordination store yet")
         elif health.stale:
@@ -421,19 +412,20 @@ class _Planner:
             self.plan.coordination.append(Claim(self.me))
             self.plan.requeue_after = 0
             self._vrg_condition(PRIMARY)
-            self.plan.publish = AppStatus(SECONDARY, 0)
+            self.plan.publish = self._own_status(Role.SECONDARY, 0, False)
             return self._finish(INITIALIZING, False, "Claiming", "claiming the Primary role (generation 1)", True)
         self.plan.vrg = desired_vrg(self.inp, SECONDARY)
         self._vrg_condition(SECONDARY)
-        self.plan.publish = self._own_status(SECONDARY, 0, False)
+        self.plan.publish = self._own_status(Role.SECONDARY, 0, False)
         self.plan.requeue_after = self.inp.poll_interval
         return self._finish(INITIALIZING, False, "WaitingForClaim",
                             f"waiting for {claimer} to claim the Primary role", True)
 
-    def _own_status(self, role: str, generation: int, rfa: bool) -> AppStatus:
+    def _own_status(self, role: Role, generation: int, rfa: bool) -> ClusterStatus:
         v = self.inp.vrg
         healthy = v.ready_as_primary if v.desired_state == PRIMARY else v.ready_as_secondary
-        return AppStatus(role, generation, v.state, healthy, rfa)
+        return ClusterStatus(role, generation,
+                             {"vrgState": v.state, "vrgHealthy": healthy, "readyForApplication": rfa})
 
     # -- this cluster is named Primary ----------------------------------------
     def _as_primary(self, ds: DRState, act: ActiveAction | None) -> Plan:
@@ -448,7 +440,7 @@ class _Planner:
             self._vrg_condition(SECONDARY)
             self.sb.condition("ReadyForApplication", False, "Released",
                               f"generation {ds.generation} is handed over to {self.peer} for relocation")
-            self.plan.publish = self._own_status(SECONDARY_READY, ds.generation, False)
+            self.plan.publish = self._own_status(Role.SECONDARY_READY, ds.generation, False)
             self.plan.requeue_after = self.inp.poll_interval
             msg = f"demoted for relocation at generation {ds.generation}; waiting for {self.peer} to take over"
             if act is None:
@@ -461,11 +453,11 @@ class _Planner:
             assert act is not None
             return self._relocate_source(ds, act)
         # Steady Primary (or a Failover/Relocate aimed here, which is a no-op).
-        action = ds.action if ds.action in (FAILOVER, RELOCATE) else ""
+        action = self._promo_action(ds)
         self.plan.vrg = desired_vrg(self.inp, PRIMARY, action=action)
         self._vrg_condition(PRIMARY)
         rfa = self._ready_for_application(ds)
-        self.plan.publish = self._own_status(PRIMARY, ds.generation, rfa)
+        self.plan.publish = self._own_status(Role.PRIMARY, ds.generation, rfa)
         if act is not None and act.action == FAILOVER and act.target == self.peer:
             # Failover is the target's decision; this cluster demotes when dr-state moves on.
             self._start_action(act, f"waiting for {self.peer} to take generation {ds.generation + 1}")
@@ -489,16 +481,16 @@ class _Planner:
         peer_ready = (
             not co.peer_health.stale
             and co.peer_status is not None
-            and co.peer_status.role == SECONDARY
+            and co.peer_status.role == Role.SECONDARY
             and co.peer_status.observed_generation == ds.generation
-            and co.peer_status.vrg_healthy
+            and bool(co.peer_status.details.get("vrgHealthy"))
         )
         self.plan.requeue_after = self.inp.poll_interval
 
         def waiting(msg: str, vrg: dict[str, Any], rfa: bool = False) -> Plan:
             self.plan.vrg = vrg
             self._start_action(act, msg)
-            self.plan.publish = self._own_status(PRIMARY, ds.generation, rfa)
+            self.plan.publish = self._own_status(Role.PRIMARY, ds.generation, rfa)
             return self._finish(RELOCATING, False, "Relocating", msg, True)
 
         if not already_demoting:
@@ -541,11 +533,11 @@ class _Planner:
         self.plan.vrg = vrg
         msg = f"demoted; released generation {ds.generation} to {self.peer}"
         self._start_action(act, msg)
-        self.plan.publish = self._own_status(SECONDARY_READY, ds.generation, False)
+        self.plan.publish = self._own_status(Role.SECONDARY_READY, ds.generation, False)
         return self._finish(RELOCATING, False, "WaitingForPeer", msg, True)
 
     def _promo_action(self, ds: DRState) -> str:
-        return ds.action if ds.action in (FAILOVER, RELOCATE) else ""
+        return str(ds.action) if ds.action in (Action.FAILOVER, Action.RELOCATE) else ""
 
     # -- this cluster is not the Primary --------------------------------------
     def _as_secondary(self, ds: DRState, act: ActiveAction | None) -> Plan:
@@ -553,7 +545,7 @@ class _Planner:
         self.plan.vrg = desired_vrg(self.inp, SECONDARY)
         self._vrg_condition(SECONDARY)
         self._ready_for_application(ds)
-        self.plan.publish = self._own_status(SECONDARY, ds.generation, False)
+        self.plan.publish = self._own_status(Role.SECONDARY, ds.generation, False)
         if act is None or act.target != self.me:
             if act is not None and act.target == ds.primary:
                 # Already where it was asked to be.
@@ -582,7 +574,7 @@ class _Planner:
             return self._take_over(ds, act, f"failing over from {ds.primary}")
         # Relocate: wait for the Primary's release at this generation.
         ps = co.peer_status
-        if ps is not None and ps.role == SECONDARY_READY and ps.observed_generation == ds.generation:
+        if ps is not None and ps.role == Role.SECONDARY_READY and ps.observed_generation == ds.generation:
             return self._take_over(ds, act, f"{ds.primary} released generation {ds.generation}")
         if co.peer_health.stale:
             msg = f"relocate waits: {self.peer} is not publishing heartbeats. A relocate never turns into a " \
@@ -611,7 +603,6 @@ def plan(inp: PlanInput) -> Plan:
 
 __all__ = [
     "FINALIZER",
-    "INITIAL",
     "ActiveAction",
     "Claim",
     "CoordinationOp",

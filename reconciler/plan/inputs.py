@@ -1,5 +1,8 @@
 """What the DRControl planner sees: plain, immutable views built by the controller shell.
 
+The coordination objects are the S3 library's own typed bodies (DRState,
+DRIntent, ClusterStatus, PeerHealth).
+
 The planner never reads a clock, a cache or S3: everything it decides on is
 here, so every decision can be table-tested.
 """
@@ -10,59 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.s3peer.models import ClusterStatus, DRIntent, DRState
+from reconciler.s3peer.snapshot import PeerHealth
+
+# VRG spec.replicationState values.
 PRIMARY = "primary"
 SECONDARY = "secondary"
-# A Primary that finished the demotion half of a relocate reports this role;
-# it is the peer's licence to take the next generation.
-SECONDARY_READY = "secondary-ready"
-
-FAILOVER = "Failover"
-RELOCATE = "Relocate"
-INITIAL = "Initial"
 
 
-@dataclass(frozen=True)
-class DRState:
-    """The body of `{ns}/{vrg}/dr-state`: the decision of who is Primary."""
-
-    primary: str
-    generation: int
-    action: str = INITIAL
-    previous_primary: str = ""
-    intent_nonce: str = ""
-
-
-@dataclass(frozen=True)
-class Intent:
-    """The body of `dr-intent/{cluster}`: a request, live only at its base generation."""
-
-    cluster: str
-    action: str
-    target: str
-    base_generation: int
-    spec_generation: int = 0
-
-
-@dataclass(frozen=True)
-class AppStatus:
-    """The body of `cluster-status/{cluster}` for one app."""
-
-    role: str
-    observed_generation: int
-    vrg_state: str = ""
-    vrg_healthy: bool = False
-    ready_for_application: bool = False
-
-
-@dataclass(frozen=True)
-class PeerHealth:
-    """The peer's heartbeat as judged on the local monotonic clock."""
-
-    known: bool = False
-    stale: bool = True
-    last_seen: str | None = None
-    # Seconds since the heartbeat last changed (local monotonic time); None if never seen.
-    unchanged_for: float | None = None
+def no_peer_seen() -> PeerHealth:
+    return PeerHealth(seen=False, stale=False, last_seen=None, unchanged_for=0.0, sequence=None, ready=None)
 
 
 @dataclass(frozen=True)
@@ -81,11 +41,11 @@ class Coordination:
     error: CoordinationError | None = None
     dr_state: DRState | None = None
     dr_state_etag: str | None = None
-    own_status: AppStatus | None = None
-    peer_status: AppStatus | None = None
-    own_intent: Intent | None = None
-    peer_intent: Intent | None = None
-    peer_health: PeerHealth = field(default_factory=PeerHealth)
+    own_status: ClusterStatus | None = None
+    peer_status: ClusterStatus | None = None
+    own_intent: DRIntent | None = None
+    peer_intent: DRIntent | None = None
+    peer_health: PeerHealth = field(default_factory=no_peer_seen)
 
 
 @dataclass(frozen=True)
