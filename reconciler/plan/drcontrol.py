@@ -33,6 +33,7 @@ from typing import Any
 
 from reconciler.plan.inputs import PRIMARY, SECONDARY, PlanInput, VRGView
 from reconciler.plan.status import Event, StatusBuilder
+from reconciler.s3peer.drstate import STATE_ROLLBACK_REASON, SeenState, check_rollback
 from reconciler.s3peer.models import Action, ClusterStatus, DRState, Role
 
 FAILOVER, RELOCATE = Action.FAILOVER.value, Action.RELOCATE.value
@@ -344,13 +345,11 @@ class _Planner:
         self.sb.condition("S3Reachable", True, "Reachable", "the coordination store answers")
         ds = co.dr_state
         seen_gen = int(_get(inp.drcontrol, "status", "generation") or 0)
-        seen_primary = _get(inp.drcontrol, "status", "currentPrimary") or ""
-        if ds is not None and (ds.generation < seen_gen or (
-                ds.generation == seen_gen and seen_primary and ds.primary != seen_primary)):
-            return self._stall("StateRollback",
-                               f"dr-state says ({ds.primary}, generation {ds.generation}) but this cluster already saw "
-                               f"({seen_primary}, generation {seen_gen}); nothing changes until an operator repairs"
-                               " the coordination store")
+        seen = SeenState(seen_gen, str(_get(inp.drcontrol, "status", "currentPrimary") or "")) if seen_gen else None
+        rollback = check_rollback(seen, ds)
+        if rollback is not None:
+            return self._stall(STATE_ROLLBACK_REASON,
+                               f"{rollback.message}; nothing changes until an operator repairs the coordination store")
         act = effective_action(inp, ds)
         if act is not None and act.action not in (FAILOVER, RELOCATE):
             act = None

@@ -408,3 +408,10 @@ def test_planner_invariants(d: dict[str, Any], v: VRGView, co: Coordination, fen
             assert ds is not None and op.primary == "east" and op.from_generation == ds.generation
         if isinstance(op, Claim):
             assert ds is None
+
+
+def test_dr_state_vanishing_after_it_was_seen_stalls_instead_of_reclaiming() -> None:
+    seen = {"generation": 2, "currentPrimary": "east"}
+    p = plan(inp("east", drc(status=seen), v=PRIMARY_READY, co=Coordination(peer_health=FRESH)))
+    assert p.coordination == [] and p.vrg is None
+    assert cond(p, "Stalled")["reason"] == "StateRollback"
