@@ -591,6 +591,8 @@ class _Planner:
         # The VRG is promoted only after the next read shows dr-state naming this cluster.
         self.plan.vrg = desired_vrg(self.inp, SECONDARY)
         msg = f"taking generation {ds.generation + 1}: {why}"
+        self.sb.condition("ReadyForApplication", False, "Transitioning",
+                          f"becoming Primary at generation {ds.generation + 1}; the VRG is promoted next")
         self._start_action(act, msg)
         return self._finish(FAILING_OVER if act.action == FAILOVER else RELOCATING, False, "Transitioning", msg, True)
 
