@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
+from reconciler.kube.resources import ResourceType
+
 T = TypeVar("T")
 
 GROUP: Final = "ramendr.openshift.io"
@@ -25,19 +27,8 @@ VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
 
 
-@dataclass(frozen=True)
-class Resource:
-    """Where a kind lives in the API, in the shape CustomObjectsApi calls want."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}"
+# One descriptor of "where a kind lives" for models, caches and the applier alike.
+Resource = ResourceType
 
 
 class ModelError(ValueError):
