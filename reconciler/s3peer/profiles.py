@@ -55,6 +55,8 @@ class ClientSettings:
     read_timeout: float = 10.0
     max_attempts: int = 3
     retry_mode: str = "standard"
+    #: The peer reader fetches changed statuses in parallel.
+    max_pool_connections: int = 16
 
 
 def _str(doc: Mapping[str, Any], field_name: str, where: str) -> str:
@@ -182,6 +184,7 @@ def make_client(
         connect_timeout=s.connect_timeout,
         read_timeout=s.read_timeout,
         retries={"max_attempts": s.max_attempts, "mode": s.retry_mode},
+        max_pool_connections=s.max_pool_connections,
         # Checksums the store may not know (CRC trailers) would make clones reject PUTs.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",

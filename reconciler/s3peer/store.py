@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from reconciler.s3peer.errors import (
     Throttled,
     Unreachable,
 )
+from reconciler.s3peer.profiles import ClientSettings, Credentials, make_client
 
 _THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
 _AUTH_CODES = {
@@ -90,6 +92,12 @@ class ObjectStore:
     def __init__(self, client: Any, bucket: str) -> None:
         self.client = client
         self.bucket = bucket
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str], client_settings: ClientSettings | None = None) -> ObjectStore:
+        """From a settings map {endpoint, region, bucket, accessKeyId, secretAccessKey} (the local env's s3.json)."""
+        creds = Credentials(access_key_id=settings["accessKeyId"], secret_access_key=settings["secretAccessKey"])
+        return cls(make_client(settings["endpoint"], settings["region"], creds, client_settings), settings["bucket"])
 
     def get(self, key: str, *, if_none_match: str | None = None, max_bytes: int | None = None,
             ) -> StoredObject | NotModified | None:
