@@ -123,8 +123,7 @@ def test_noop_reconcile_sends_zero_write_requests(doubling: tuple[Controller, Ku
             ctl.queue.add(f"{namespace}/{name}")
         settle(ctl)
 
-    assert ctl.stats.reconciles >= reconciles_before + 3 * len(names) - 2 * len(names)  # dedup may fold some
-    assert ctl.stats.reconciles > reconciles_before
+    assert ctl.stats.reconciles >= reconciles_before + 3 * len(names)  # the queue was idle before each round
     assert client.stats.writes == writes_before, "a reconcile with nothing to change sent a write"
     assert applier.writes == applier_before
 
@@ -179,7 +178,8 @@ def test_concurrent_writers_conflict_and_retry_to_the_right_result(kube: KubeCli
     for me in ("alpha", "beta"):
         client = KubeClient(kube.api_client)
         cache = Cache(client)
-        ctl = Controller(me, writer(me, cache, Applier(client)), cache, workers=3)
+        # One worker per widget, so both writers can wait at every barrier at once.
+        ctl = Controller(me, writer(me, cache, Applier(client)), cache, workers=len(names))
         ctl.watch(WIDGETS, namespace=namespace)
         controllers.append(ctl)
     try:
