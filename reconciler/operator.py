@@ -1,25 +1,117 @@
-"""ramen-operator: the unified DR operator that runs on each DR cluster."""
+"""ramen-operator: the unified DR operator that runs, identically, on each DR cluster."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import signal
 import sys
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 
 from reconciler import __version__
+from reconciler.config import CONFIGMAP_NAME, ConfigError, parse_config
+from reconciler.durations import parse_duration
+from reconciler.kube import CONFIGMAPS, KubeClient
+from reconciler.kube.errors import ApiError
+from reconciler.manager import Manager, Options, serve_http
+
+log = logging.getLogger("ramen-operator")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the object key and controller when a record carries them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {"ts": self.formatTime(record), "level": record.levelname.lower(),
+                               "logger": record.name, "msg": record.getMessage()}
+        for k in ("key", "controller", "cluster"):
+            if hasattr(record, k):
+                out[k] = getattr(record, k)
+        if record.exc_info:
+            out["error"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ramen-operator", description="The ramen-p2p DR operator.")
-    parser.add_argument("--version", action="version", version=f"ramen-operator {__version__}")
-    parser.add_argument("--cluster-name", required=True, help="name of the DR cluster this operator runs on")
-    parser.add_argument("--kubeconfig", default=None, help="kubeconfig path (in-cluster config when omitted)")
-    return parser
+    p = argparse.ArgumentParser(prog="ramen-operator", description="The ramen-p2p DR operator (one per DR cluster).")
+    p.add_argument("--version", action="version", version=f"ramen-operator {__version__}")
+    p.add_argument("--cluster-name", required=True, help="name of the DR cluster this operator runs on")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig path (in-cluster config when omitted)")
+    p.add_argument("--namespace", default="ramen-system", help="namespace of the operator's ConfigMap and Lease")
+    p.add_argument("--peer-poll-interval", type=_duration, default=30.0, metavar="DURATION",
+                   help="how often the peer's S3 objects are polled (default 30s)")
+    p.add_argument("--heartbeat-interval", type=_duration, default=60.0, metavar="DURATION",
+                   help="how often this cluster's heartbeat is written (default 60s)")
+    p.add_argument("--peer-stale-after", type=_duration, default=None, metavar="DURATION",
+                   help="peer is stale when its heartbeat has not changed for this long (default 3m)")
+    p.add_argument("--metrics-bind-address", default=":8080", help="address of /metrics ('0' disables)")
+    p.add_argument("--health-probe-bind-address", default=":8081", help="address of /healthz and /readyz")
+    p.add_argument("--leader-elect", action="store_true", help="run only while holding the Lease")
+    p.add_argument("--workers", type=int, default=2, help="DRControl reconcile workers")
+    p.add_argument("--log-format", choices=("json", "text"), default="json")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("ramen-operator: the controllers are not wired yet", file=sys.stderr)
-    return 1
+    args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if args.log_format == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+
+    if args.kubeconfig:
+        api = k8s_config.new_client_from_config(config_file=args.kubeconfig)
+    else:
+        k8s_config.load_incluster_config()
+        api = k8s.ApiClient()
+    try:
+        cm = KubeClient(api).get(CONFIGMAPS, CONFIGMAP_NAME, args.namespace)
+        config = parse_config(cm, args.namespace)
+    except ApiError as e:
+        what = "not found" if e.not_found else str(e)
+        print(f"ramen-operator: ConfigMap {args.namespace}/{CONFIGMAP_NAME}: {what}. Create it with the RamenConfig "
+              "(s3StoreProfiles) this cluster uses; see `ramenctl render install`.", file=sys.stderr)
+        return 2
+    except ConfigError as e:
+        print(f"ramen-operator: invalid configuration: {e}", file=sys.stderr)
+        return 2
+
+    options = Options(
+        cluster_name=args.cluster_name,
+        namespace=args.namespace,
+        poll_interval=args.peer_poll_interval,
+        heartbeat_interval=args.heartbeat_interval,
+        stale_after=args.peer_stale_after or 3 * args.heartbeat_interval,
+        workers=args.workers,
+        leader_elect=args.leader_elect,
+    )
+    try:
+        manager = Manager(api, options, config)
+    except (ApiError, ValueError) as e:
+        print(f"ramen-operator: cannot start: {e}", file=sys.stderr)
+        return 2
+    servers = [serve_http(addr, manager) for addr in dict.fromkeys(
+        (args.metrics_bind_address, args.health_probe_bind_address)) if addr != "0"]
+    signal.signal(signal.SIGTERM, lambda *_: manager.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: manager.stop_event.set())
+    log.info("starting", extra={"cluster": args.cluster_name})
+    manager.run()
+    for s in servers:
+        s.shutdown()
+    log.info("stopped", extra={"cluster": args.cluster_name})
+    return 0
 
 
 if __name__ == "__main__":

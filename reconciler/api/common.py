@@ -131,6 +131,16 @@ class Fields:
             raise ModelError(self.at(key), f"must be >= {minimum}")
         return value
 
+    def number(self, key: str, *, minimum: float | None = None) -> float | None:
+        v = self._get(key, False)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ModelError(self.at(key), "must be a number")
+        if minimum is not None and v < minimum:
+            raise ModelError(self.at(key), f"must be at least {minimum}")
+        return float(v)
+
     def string_list(self, key: str, *, required: bool = False) -> list[str] | None:
         value = self._get(key, required)
         if value is None:

@@ -189,6 +189,7 @@ class LastAction:
     spec_generation: int | None = None
     started_at: str | None = None
     completed_at: str | None = None
+    duration_seconds: float | None = None
     result: str | None = None
     message: str | None = None
 
@@ -201,6 +202,7 @@ class LastAction:
             spec_generation=f.integer("specGeneration"),
             started_at=time_field(f, "startedAt"),
             completed_at=time_field(f, "completedAt"),
+            duration_seconds=f.number("durationSeconds", minimum=0),
             result=f.string("result"),
             message=f.string("message"),
         )
@@ -213,6 +215,7 @@ class LastAction:
             specGeneration=self.spec_generation,
             startedAt=self.started_at,
             completedAt=self.completed_at,
+            durationSeconds=self.duration_seconds,
             result=self.result,
             message=self.message,
         )

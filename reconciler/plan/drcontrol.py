@@ -27,6 +27,7 @@ The rules, level-triggered (protocol.md):
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,6 +116,14 @@ def _get(obj: Mapping[str, Any], *path: str) -> Any:
             return None
         cur = cur.get(p)
     return cur
+
+
+def _seconds_between(start: str, end: str) -> float:
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    try:
+        return max(0.0, (dt.datetime.strptime(end, fmt) - dt.datetime.strptime(start, fmt)).total_seconds())
+    except ValueError:
+        return 0.0
 
 
 def _generation(drc: Mapping[str, Any]) -> int:
@@ -278,10 +287,20 @@ class _Planner:
         self.last_action = la
 
     def _finish_action(self, act: ActiveAction, result: str, message: str) -> None:
+        prev = _get(self.inp.drcontrol, "status", "lastAction") or {}
+        same = all(prev.get(k) == v for k, v in (("action", act.action), ("targetCluster", act.target),
+                                                  ("specGeneration", act.spec_generation), ("result", result)))
         self._start_action(act, message)
-        assert self.last_action is not None
-        self.last_action["result"] = result
-        self.last_action["completedAt"] = self.inp.now
+        la = self.last_action
+        assert la is not None
+        if same:
+            la["startedAt"] = prev.get("startedAt", la["startedAt"])
+        elif prev.get("result") == IN_PROGRESS and prev.get("action") == act.action \
+                and prev.get("targetCluster") == act.target and "startedAt" in prev:
+            la["startedAt"] = prev["startedAt"]
+        la["result"] = result
+        la["completedAt"] = prev["completedAt"] if same and "completedAt" in prev else self.inp.now
+        la["durationSeconds"] = _seconds_between(la["startedAt"], la["completedAt"])
 
     def _vrg_condition(self, want: str | None) -> None:
         v = self.inp.vrg

@@ -1,0 +1,292 @@
+"""The DRControl controller: gathers inputs, runs the planner, applies the plan.
+
+Every decision is in `reconciler.plan.drcontrol`; this module only reads
+(caches, S3) and writes (coordination CAS, the VRG, DRControl status, events).
+Coordination writes come first and are followed by a re-plan, so a VRG is
+promoted only after a fresh read of dr-state names this cluster.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.api import DRCLUSTER, DRCONTROL, DRPOLICY, NETWORKFENCE, VRG
+from reconciler.controllers.peering import Peering, PeeringError, PeeringRegistry
+from reconciler.durations import parse_duration
+from reconciler.kube import Applier, Cache, EventRecorder, KubeClient, Obj, Result, split_key
+from reconciler.kube.errors import ApiError
+from reconciler.plan.drcontrol import FINALIZER, Claim, Plan, Transition, WriteIntent, plan
+from reconciler.plan.inputs import Coordination, CoordinationError, PlanInput, PolicyView, VRGView
+from reconciler.s3peer import (
+    Action,
+    AppKey,
+    ClusterStatus,
+    CorruptObject,
+    DRIntent,
+    DRState,
+    Record,
+    S3PeerError,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_REPLANS = 4
+FENCED = ("Fenced", "ManuallyFenced")
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class DRControlController:
+    cluster: str
+    client: KubeClient
+    cache: Cache
+    applier: Applier
+    events: EventRecorder
+    peerings: PeeringRegistry
+    poll_interval: float = 30.0
+    now: Callable[[], str] = utc_now
+    # Called with (drcontrol, ready: bool) whenever ReadyForApplication flips.
+    on_ready_change: Callable[[Obj, bool], None] | None = None
+    _own_intents: dict[AppKey, DRIntent | None] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- inputs ---------------------------------------------------------------
+    def policy_view(self, drc: Obj) -> tuple[PolicyView, Obj | None]:
+        name = str(((drc.get("spec") or {}).get("drPolicyRef") or {}).get("name") or "")
+        pol = self.cache.get(DRPOLICY, name)
+        if pol is None:
+            return PolicyView(name=name), None
+        spec = pol.get("spec") or {}
+        clusters = tuple(spec.get("drClusters") or ())
+        problem = ""
+        auto_after: float | None = None
+        auto = spec.get("autoFailover") or {}
+        if auto.get("enabled"):
+            try:
+                auto_after = parse_duration(str(auto.get("after") or ""))
+            except ValueError as e:
+                problem = f"DRPolicy {name}: spec.autoFailover.after: {e}"
+        return PolicyView(
+            name=name,
+            found=True,
+            problem=problem,
+            clusters=clusters,
+            scheduling_interval=str(spec.get("schedulingInterval") or ""),
+            replication_class_selector=spec.get("replicationClassSelector") or {},
+            volume_snapshot_class_selector=spec.get("volumeSnapshotClassSelector") or {},
+            auto_failover_after=auto_after,
+        ), pol
+
+    def peer_fenced(self, peer: str) -> bool:
+        """The peer is fenced: by hand, or by our NetworkFence having Succeeded."""
+        for dc in self.cache.list(DRCLUSTER):
+            spec = dc.get("spec") or {}
+            if spec.get("clusterName") != peer:
+                continue
+            if spec.get("clusterFence") == "ManuallyFenced":
+                return True
+            if spec.get("clusterFence") == "Fenced":
+                nf = self.cache.get(NETWORKFENCE, f"network-fence-{peer}")
+                return bool(nf and (nf.get("status") or {}).get("result") == "Succeeded")
+        return False
+
+    def _own_intent(self, peering: Peering, app: AppKey) -> DRIntent | None:
+        with self._lock:
+            if app in self._own_intents:
+                return self._own_intents[app]
+        rec = peering.coordinator.read_intent(app, self.cluster)
+        with self._lock:
+            self._own_intents[app] = rec.value if rec else None
+        return rec.value if rec else None
+
+    def coordination(self, peering: Peering, app: AppKey) -> tuple[Coordination, Record[DRState] | None]:
+        """What S3 says about `app` now; any failure becomes a CoordinationError (roles freeze)."""
+        reader = peering.reader
+        try:
+            rec = peering.coordinator.read_dr_state(app)
+            snap = reader.snapshot()
+            own_entry = peering.coordinator.digest_entries().get(app)
+            own_status = ClusterStatus(own_entry.role, own_entry.observed_generation) if own_entry else None
+            own_intent = self._own_intent(peering, app)
+        except S3PeerError as e:
+            return Coordination(error=CoordinationError(e.reason, str(e), isinstance(e, CorruptObject)),
+                                peer_health=reader.health()), None
+        peer_status = peer_intent = None
+        try:
+            ps = snap.status(app)
+            peer_status = ps.value if ps else None
+            pi = snap.intent(app)
+            peer_intent = pi.value if pi else None
+        except CorruptObject as e:
+            # A bad peer report is not a reason to freeze: failover must work without the peer.
+            log.warning("ignoring corrupt peer object for %s: %s", app, e, extra={"key": f"{app.namespace}/{app.name}"})
+        return Coordination(
+            dr_state=rec.value if rec else None,
+            dr_state_etag=rec.etag if rec else None,
+            own_status=own_status,
+            peer_status=peer_status,
+            own_intent=own_intent,
+            peer_intent=peer_intent,
+            peer_health=reader.health(),
+        ), rec
+
+    # -- the reconcile ----------------------------------------------------------
+    def reconcile(self, key: str) -> Result | None:
+        ns, name = split_key(key)
+        drc = self.cache.get(DRCONTROL, name, ns)
+        if drc is None:
+            return None
+        assert ns is not None
+        app = AppKey(ns, name)
+        policy, _ = self.policy_view(drc)
+        peer = next((c for c in policy.clusters if c != self.cluster), "")
+        peering: Peering | None = None
+        peering_problem = ""
+        if policy.found and peer:
+            profile = str(((self.cache.get(DRPOLICY, policy.name) or {}).get("spec") or {})
+                          .get("s3CoordinationProfile") or "")
+            try:
+                peering = self.peerings.get(profile, peer)
+            except (PeeringError, S3PeerError) as e:
+                peering_problem = str(e)
+        if (drc["metadata"].get("deletionTimestamp")):
+            return self._delete(drc, app, peering)
+
+        for _ in range(MAX_REPLANS):
+            if peering is not None:
+                co, rec = self.coordination(peering, app)
+            else:
+                co, rec = Coordination(error=CoordinationError("S3Misconfigured", peering_problem)), None
+                if not policy.found or not peer:
+                    co = Coordination()  # the planner reports the policy problem itself
+            inp = PlanInput(
+                cluster=self.cluster,
+                drcontrol=drc,
+                policy=policy,
+                vrg=VRGView(self.cache.get(VRG, name, ns)),
+                coordination=co,
+                peer_fenced=self.peer_fenced(peer),
+                now=self.now(),
+                poll_interval=self.poll_interval,
+            )
+            p = plan(inp)
+            if not p.coordination or peering is None:
+                break
+            if not self._coordinate(peering, app, p, rec):
+                peering.reader.invalidate()
+        return self._apply(drc, app, p, peering)
+
+    def _coordinate(self, peering: Peering, app: AppKey, p: Plan, rec: Record[DRState] | None) -> bool:
+        """Perform the plan's coordination writes; False when the store refused or failed (re-plan)."""
+        coord = peering.coordinator
+        try:
+            for op in p.coordination:
+                if isinstance(op, Claim):
+                    out = coord.claim_initial(app)
+                    log.info("initial claim %s", "won" if out.won else "lost", extra={"key": _k(app)})
+                elif isinstance(op, Transition):
+                    if rec is None:
+                        return False
+                    out = coord.transition(app, rec, Action(op.action))
+                    log.info("transition to generation %d %s", op.from_generation + 1,
+                             "won" if out.won else "lost", extra={"key": _k(app)})
+                elif isinstance(op, WriteIntent):
+                    intent = DRIntent(Action(op.action), op.target, op.base_generation, op.spec_generation,
+                                      self.now())
+                    coord.write_intent(app, intent)
+                    with self._lock:
+                        self._own_intents[app] = intent
+        except S3PeerError as e:
+            log.warning("coordination write failed: %s", e, extra={"key": _k(app)})
+            return False
+        return True
+
+    def _apply(self, drc: Obj, app: AppKey, p: Plan, peering: Peering | None) -> Result:
+        live = drc
+        if p.add_finalizer:
+            desired = copy.deepcopy(drc)
+            desired["metadata"].setdefault("finalizers", []).append(FINALIZER)
+            desired.pop("status", None)
+            live = self.applier.apply(DRCONTROL, desired, drc).obj
+        if p.vrg is not None:
+            try:
+                self.applier.apply(VRG, p.vrg, self.cache.get(VRG, app.name, app.namespace))
+            except ApiError as e:
+                if e.conflict:
+                    raise
+                p.status = _vrg_write_failed(p.status, str(e), self.now())
+        if p.publish is not None and peering is not None:
+            try:
+                peering.coordinator.write_cluster_status(app, p.publish)
+            except S3PeerError as e:
+                log.warning("could not publish cluster-status: %s", e, extra={"key": _k(app)})
+        before = _ready(drc)
+        self.applier.apply_status(DRCONTROL, live, p.status)
+        for ev in p.events:
+            self.events.event(live, ev.type, ev.reason, ev.message)
+        after = _ready({"status": p.status})
+        if before != after and self.on_ready_change is not None:
+            self.on_ready_change(live, after)
+        return Result(requeue_after=p.requeue_after)
+
+    # -- deletion -------------------------------------------------------------------
+    def _delete(self, drc: Obj, app: AppKey, peering: Peering | None) -> Result | None:
+        if FINALIZER not in (drc["metadata"].get("finalizers") or []):
+            return None
+        vrg = self.cache.get(VRG, app.name, app.namespace)
+        if vrg is not None:
+            if not vrg["metadata"].get("deletionTimestamp"):
+                try:
+                    self.client.delete(VRG, app.name, app.namespace)
+                except ApiError as e:
+                    if not e.not_found:
+                        raise
+            return Result(requeue_after=1.0)  # wait until the VRG is gone
+        if peering is not None:
+            # Our keys go; dr-state goes with the last cluster to leave.
+            peering.coordinator.delete_app_keys(app)
+            with self._lock:
+                self._own_intents.pop(app, None)
+            snap = peering.reader.poll()
+            if snap.entry(app) is None:
+                rec = peering.coordinator.read_dr_state(app)
+                if rec is not None:
+                    peering.coordinator.delete_dr_state(app, rec)
+        desired = copy.deepcopy(drc)
+        desired["metadata"]["finalizers"] = [f for f in drc["metadata"]["finalizers"] if f != FINALIZER]
+        desired.pop("status", None)
+        self.applier.apply(DRCONTROL, desired, drc)
+        log.info("protection removed", extra={"key": _k(app)})
+        return None
+
+    def keys_for_all(self) -> list[str]:
+        return [f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in self.cache.list(DRCONTROL)]
+
+
+def _k(app: AppKey) -> str:
+    return f"{app.namespace}/{app.name}"
+
+
+def _ready(obj: Obj) -> bool:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "ReadyForApplication":
+            return bool(c.get("status") == "True")
+    return False
+
+
+def _vrg_write_failed(status: dict[str, Any], message: str, now: str) -> dict[str, Any]:
+    status = copy.deepcopy(status)
+    for c in status.get("conditions", []):
+        if c["type"] == "VRGHealthy":
+            c.update(status="False", reason="VRGWriteFailed", message=f"could not write the VRG: {message}",
+                     lastTransitionTime=now)
+    return status

@@ -1,0 +1,104 @@
+"""Which coordination store and peer reader serve a DRPolicy: one pair per (profile, peer)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.s3peer import (
+    ClientSettings,
+    Coordinator,
+    KeySchema,
+    ObjectStore,
+    PeerReader,
+    S3Profile,
+    client_for_profile,
+    credentials_from_secret,
+)
+
+
+class PeeringError(Exception):
+    """The policy's coordination profile cannot be used; the message says why."""
+
+
+@dataclass
+class Peering:
+    """This cluster's writer and the peer's reader on one coordination bucket."""
+
+    profile: str
+    peer: str
+    coordinator: Coordinator
+    reader: PeerReader
+
+
+@dataclass(frozen=True)
+class PeeringSettings:
+    key_prefix: str = ""
+    hmac_key: bytes | None = None
+    poll_interval: float = 30.0
+    stale_after: float = 180.0
+
+
+StoreFactory = Callable[[str], ObjectStore]
+
+
+class PeeringRegistry:
+    """Builds and remembers the Peering of each (S3 profile, peer cluster)."""
+
+    def __init__(self, cluster: str, store_for_profile: StoreFactory, settings: PeeringSettings) -> None:
+        self.cluster = cluster
+        self._store_for_profile = store_for_profile
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._peerings: dict[tuple[str, str], Peering] = {}
+        self._coordinators: dict[str, Coordinator] = {}
+
+    def get(self, profile: str, peer: str) -> Peering:
+        with self._lock:
+            found = self._peerings.get((profile, peer))
+            if found is not None:
+                return found
+            coordinator = self._coordinators.get(profile)
+            store = coordinator.store if coordinator else self._store_for_profile(profile)
+            keys = KeySchema(self.settings.key_prefix)
+            if coordinator is None:
+                coordinator = Coordinator(store, self.cluster, keys=keys, hmac_key=self.settings.hmac_key)
+                self._coordinators[profile] = coordinator
+            reader = PeerReader(store, peer, keys=keys, hmac_key=self.settings.hmac_key,
+                                stale_after=self.settings.stale_after, poll_interval=self.settings.poll_interval)
+            peering = Peering(profile, peer, coordinator, reader)
+            self._peerings[(profile, peer)] = peering
+            return peering
+
+    def all(self) -> list[Peering]:
+        with self._lock:
+            return list(self._peerings.values())
+
+    def coordinators(self) -> list[Coordinator]:
+        with self._lock:
+            return list(self._coordinators.values())
+
+
+def profile_store_factory(
+    profiles: Mapping[str, S3Profile],
+    read_secret: Callable[[str, str], Mapping[str, Any]],
+    client_settings: ClientSettings | None = None,
+) -> StoreFactory:
+    """Stores for RamenConfig profiles, with credentials read from each profile's Secret."""
+
+    def make(name: str) -> ObjectStore:
+        profile = profiles.get(name)
+        if profile is None:
+            raise PeeringError(f"S3 profile {name!r} is not in the operator configuration "
+                               f"(known: {', '.join(sorted(profiles)) or 'none'})")
+        try:
+            secret = read_secret(profile.secret_ref.namespace, profile.secret_ref.name)
+        except Exception as e:
+            raise PeeringError(f"cannot read Secret {profile.secret_ref.namespace}/{profile.secret_ref.name} of "
+                               f"S3 profile {name!r}: {e}") from e
+        creds = credentials_from_secret(secret)
+        return ObjectStore(client_for_profile(profile, creds, client_settings), profile.bucket)
+
+    return make

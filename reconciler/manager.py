@@ -1,0 +1,286 @@
+"""Assembles the unified operator: caches, controllers, S3 peering, heartbeat, metrics and probes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from kubernetes import client as k8s
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from reconciler import __version__
+from reconciler.api import DRCLUSTER, DRCONTROL, DRPOLICY, NETWORKFENCE, VRG
+from reconciler.config import OperatorConfig
+from reconciler.controllers.drcluster import DRClusterController
+from reconciler.controllers.drcontrol import DRControlController, utc_now
+from reconciler.controllers.drpolicy import DRPolicyController
+from reconciler.controllers.peering import PeeringRegistry, PeeringSettings, profile_store_factory
+from reconciler.kube import (
+    Applier,
+    Cache,
+    Controller,
+    Event,
+    EventRecorder,
+    KubeClient,
+    LeaderElector,
+    LeaseConfig,
+    Obj,
+    ResourceType,
+)
+from reconciler.kube.errors import ApiError
+from reconciler.metrics import Metrics
+from reconciler.s3peer import ObjectStore, S3PeerError
+
+log = logging.getLogger(__name__)
+
+SECRETS = ResourceType("", "v1", "secrets", "Secret", has_status=False)
+STORAGECLASSES = ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False,
+                              has_status=False)
+VOLUMESNAPSHOTCLASSES = ResourceType("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses",
+                                     "VolumeSnapshotClass", namespaced=False, has_status=False)
+VOLUMEREPLICATIONCLASSES = ResourceType("replication.storage.openshift.io", "v1alpha1", "volumereplicationclasses",
+                                        "VolumeReplicationClass", namespaced=False, has_status=False)
+
+
+@dataclass(frozen=True)
+class Options:
+    cluster_name: str
+    namespace: str = "ramen-system"
+    poll_interval: float = 30.0
+    heartbeat_interval: float = 60.0
+    stale_after: float = 180.0
+    workers: int = 2
+    leader_elect: bool = False
+    resync_period: float = 600.0
+
+
+class Manager:
+    def __init__(self, api_client: k8s.ApiClient, options: Options, config: OperatorConfig,
+                 metrics: Metrics | None = None) -> None:
+        self.options = options
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.client = KubeClient(api_client)
+        self.cache = Cache(self.client, resync_period=options.resync_period)
+        self.applier = Applier(self.client)
+        self.events = EventRecorder(self.client, "ramen-operator", host=options.cluster_name)
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._last_heartbeat_ok = False
+        hmac_key = self._secret_value(config.hmac_secret.namespace, config.hmac_secret.name, "hmacKey") \
+            if config.hmac_secret else None
+
+        def store_factory(profile: str) -> ObjectStore:
+            store = profile_store_factory(config.profiles, self._read_secret)(profile)
+            self.metrics.instrument_s3(store.client)
+            return store
+
+        self.peerings = PeeringRegistry(options.cluster_name, store_factory, PeeringSettings(
+            key_prefix=config.key_prefix, hmac_key=hmac_key, poll_interval=options.poll_interval,
+            stale_after=options.stale_after))
+        self.drcontrol = DRControlController(
+            options.cluster_name, self.client, self.cache, self.applier, self.events, self.peerings,
+            poll_interval=options.poll_interval, now=utc_now)
+        self.drpolicy = DRPolicyController(options.cluster_name, self.cache, self.applier, self.peerings,
+                                           now=lambda: datetime.now(UTC))
+        self.drcluster = DRClusterController(options.cluster_name, self.client, self.cache, self.applier,
+                                             self.peerings, now=lambda: datetime.now(UTC),
+                                             poll_interval=options.poll_interval)
+        self.controllers: list[Controller] = []
+        self._optional_classes: list[ResourceType] = []
+
+    # -- secrets (read directly: the operator needs only a few, by name) ---------------
+    def _read_secret(self, namespace: str, name: str) -> Obj:
+        return self.client.get(SECRETS, name, namespace or self.options.namespace)
+
+    def _secret_value(self, namespace: str, name: str, key: str) -> bytes:
+        import base64
+
+        data = (self._read_secret(namespace, name).get("data") or {})
+        if key not in data:
+            raise ValueError(f"Secret {namespace}/{name} has no key {key}")
+        return base64.b64decode(data[key])
+
+    # -- wiring ------------------------------------------------------------------------
+    def _served(self, rt: ResourceType) -> bool:
+        try:
+            self.client.list(rt, limit=1)
+            return True
+        except ApiError as e:
+            if e.not_found:
+                return False
+            raise
+
+    def _build_controllers(self) -> None:
+        drc_keys = self.drcontrol.keys_for_all
+
+        def all_drcontrols(_: Event) -> Iterable[str]:
+            return drc_keys()
+
+        def all_of(rt: ResourceType) -> Callable[[Event], Iterable[str]]:
+            return lambda _: [o["metadata"]["name"] for o in self.cache.list(rt)]
+
+        fences = self._served(NETWORKFENCE)
+        c = Controller("drcontrol", self._observed(self.metrics.timed("drcontrol", self.drcontrol.reconcile)),
+                       self.cache, workers=self.options.workers)
+        c.watch(DRCONTROL)
+        c.watch(VRG)
+        c.watch(DRPOLICY, all_drcontrols)
+        c.watch(DRCLUSTER, all_drcontrols)
+        if fences:
+            c.watch(NETWORKFENCE, all_drcontrols)
+        p = Controller("drpolicy", self.metrics.timed("drpolicy", self.drpolicy.reconcile), self.cache, workers=1)
+        p.watch(DRPOLICY)
+        p.watch(DRCLUSTER, all_of(DRPOLICY))
+        d = Controller("drcluster", self.metrics.timed("drcluster", self.drcluster.reconcile), self.cache,
+                       workers=1)
+        d.watch(DRCLUSTER)
+        if fences:
+            d.watch(NETWORKFENCE, all_of(DRCLUSTER))
+        self.controllers = [c, p, d]
+        self.cache.informer(STORAGECLASSES)
+        self._optional_classes = [rt for rt in (VOLUMESNAPSHOTCLASSES, VOLUMEREPLICATIONCLASSES) if self._served(rt)]
+        for rt in self._optional_classes:
+            self.cache.informer(rt)
+
+    def _observed(self, fn: Callable[[str], Any]) -> Callable[[str], Any]:
+        def wrapped(key: str) -> Any:
+            out = fn(key)
+            ns, _, name = key.partition("/")
+            drc = self.cache.get(DRCONTROL, name, ns)
+            if drc is not None and drc.get("status"):
+                self.metrics.observe_drcontrol(ns, name, self.options.cluster_name, drc["status"])
+            return out
+
+        return wrapped
+
+    # -- periodic work -------------------------------------------------------------------
+    def _every(self, name: str, interval: float, fn: Callable[[], None], stop: threading.Event) -> None:
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    fn()
+                except Exception as e:  # a loop must survive S3 and API outages
+                    log.warning("%s failed: %s", name, e)
+                stop.wait(interval)
+
+        t = threading.Thread(target=loop, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def publish_metadata(self) -> None:
+        """Heartbeat and storage classes for every coordination store in use."""
+        classes = [_class_summary(o) for rt in (STORAGECLASSES, *self._optional_classes) for o in self.cache.list(rt)]
+        ok = True
+        for coord in self.peerings.coordinators():
+            try:
+                coord.write_storage_classes(classes)
+                coord.heartbeat(operator_version=__version__, ready=self.cache.has_synced())
+            except S3PeerError as e:
+                ok = False
+                log.warning("heartbeat failed: %s", e)
+        self._last_heartbeat_ok = ok
+
+    def poll_peers(self) -> None:
+        """Poll each peer once; reconcile the apps whose peer objects changed (all, when health flipped)."""
+        queue = self.controllers[0].queue
+        for peering in self.peerings.all():
+            was_stale = peering.reader.health().stale
+            try:
+                snap = peering.reader.poll()
+            except S3PeerError as e:
+                log.warning("peer poll of %s failed: %s", peering.peer, e)
+                for key in self.drcontrol.keys_for_all():
+                    queue.add(key)
+                continue
+            self.metrics.heartbeat_age.labels(peering.peer).set(snap.health.unchanged_for)
+            if snap.health.stale != was_stale:
+                for key in self.drcontrol.keys_for_all():
+                    queue.add(key)
+            for app in snap.changed:
+                queue.add(f"{app.namespace}/{app.name}")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def ready(self) -> bool:
+        synced = self.cache.has_synced()
+        return synced and (self._last_heartbeat_ok or not self.peerings.coordinators())
+
+    def _run_controllers(self, stop: threading.Event) -> None:
+        for c in self.controllers:
+            c.start()
+        # Every policy gets its peering early, so heartbeats start before the first app is protected.
+        for pol in self.cache.list(DRPOLICY):
+            self.controllers[1].queue.add(pol["metadata"]["name"])
+        self._every("heartbeat", self.options.heartbeat_interval, self.publish_metadata, stop)
+        self._every("peer-poll", self.options.poll_interval, self.poll_peers, stop)
+        stop.wait()
+        for c in self.controllers:
+            c.stop()
+
+    def run(self) -> None:
+        """Run until `stop_event` is set."""
+        self._build_controllers()
+        if not self.options.leader_elect:
+            self._run_controllers(self.stop_event)
+            self.cache.stop()
+            return
+        import socket
+
+        elector = LeaderElector(self.client, LeaseConfig("ramen-p2p-operator", self.options.namespace,
+                                                         f"{socket.gethostname()}-{threading.get_native_id()}"),
+                                on_started_leading=self._run_controllers,
+                                on_stopped_leading=self.stop_event.set)
+        elector.start()
+        self.stop_event.wait()
+        elector.stop()
+        self.cache.stop()
+
+
+def _class_summary(obj: Obj) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": obj["metadata"]["name"], "kind": obj.get("kind", "")}
+    for k in ("provisioner", "driver"):
+        if k in obj:
+            out["provisioner"] = obj[k]
+    labels = obj["metadata"].get("labels") or {}
+    for label, field in (("ramendr.openshift.io/storageid", "storageID"),
+                         ("ramendr.openshift.io/replicationid", "replicationID")):
+        if label in labels:
+            out[field] = labels[label]
+    return out
+
+
+def serve_http(address: str, manager: Manager) -> ThreadingHTTPServer:
+    """/healthz, /readyz and /metrics on one address (host:port; ':8080' means all interfaces)."""
+    host, _, port = address.rpartition(":")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/healthz":
+                self._send(200, "text/plain", b"ok")
+            elif self.path == "/readyz":
+                ok = manager.ready()
+                self._send(200 if ok else 503, "text/plain", b"ok" if ok else b"caches not synced or S3 unreachable")
+            elif self.path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(manager.metrics.registry))
+            else:
+                self._send(404, "application/json", json.dumps({"error": "not found"}).encode())
+
+        def _send(self, code: int, ctype: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # probes every few seconds would drown the log
+
+    server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)
+    threading.Thread(target=server.serve_forever, name=f"http-{address}", daemon=True).start()
+    return server
