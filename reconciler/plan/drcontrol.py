@@ -143,7 +143,8 @@ def _spec_action(inp: PlanInput) -> ActiveAction | None:
         return None
     gen = _generation(drc)
     last = _get(drc, "status", "lastAction") or {}
-    if (
+    # lastAction may since describe an action the peer asked for; the handled mark survives that.
+    if _get(drc, "status", "handledActionGeneration") == gen or (
         last.get("specGeneration") == gen
         and last.get("result") in (SUCCEEDED, FAILED)
         and last.get("action") == action
@@ -299,6 +300,8 @@ class _Planner:
                 and prev.get("targetCluster") == act.target and "startedAt" in prev:
             la["startedAt"] = prev["startedAt"]
         la["result"] = result
+        if act.spec_generation is not None:
+            self.sb.status["handledActionGeneration"] = act.spec_generation
         la["completedAt"] = prev["completedAt"] if same and "completedAt" in prev else self.inp.now
         la["durationSeconds"] = _seconds_between(la["startedAt"], la["completedAt"])
 

@@ -415,3 +415,15 @@ def test_dr_state_vanishing_after_it_was_seen_stalls_instead_of_reclaiming() -> 
     p = plan(inp("east", drc(status=seen), v=PRIMARY_READY, co=Coordination(peer_health=FRESH)))
     assert p.coordination == [] and p.vrg is None
     assert cond(p, "Stalled")["reason"] == "StateRollback"
+
+
+def test_a_handled_spec_action_stays_handled_while_the_peer_drives_another() -> None:
+    """West finished Relocate->west; east now asks (by intent) to relocate back: west must not flip-flop."""
+    done = {"lastAction": {"action": "Relocate", "targetCluster": "east", "result": "InProgress"},
+            "handledActionGeneration": 2, "generation": 2, "currentPrimary": "west"}
+    co = with_co(state("west", 2, "Relocate"), peer_status=AppStatus("secondary", 2, "Secondary", True, False),
+                 peer_intent=Intent("east", "Relocate", "east", 2, 5))
+    d = drc(action="Relocate", target="west", generation=2, status=done)
+    p = plan(inp("west", d, v=PRIMARY_READY, co=co))
+    assert vrg_state(p) == "secondary"
+    assert p.status["lastAction"]["targetCluster"] == "east"
