@@ -126,6 +126,16 @@ def _seconds_between(start: str, end: str) -> float:
         return 0.0
 
 
+LAST_SEEN_REFRESH = 300.0
+
+
+def _coarse_last_seen(previous: str | None, latest: str) -> str:
+    """Refresh lastSeen only every few minutes: a status write per heartbeat per app would load the API server."""
+    if previous and _seconds_between(previous, latest) < LAST_SEEN_REFRESH:
+        return previous
+    return latest
+
+
 def _generation(drc: Mapping[str, Any]) -> int:
     return int(_get(drc, "metadata", "generation") or 0)
 
@@ -259,7 +269,8 @@ class _Planner:
             ps["role"] = str(co.peer_status.role)
             ps["vrgHealthy"] = bool(co.peer_status.details.get("vrgHealthy"))
         if co.peer_health.last_seen:
-            ps["lastSeen"] = co.peer_health.last_seen
+            ps["lastSeen"] = _coarse_last_seen(_get(self.inp.drcontrol, "status", "peerStatus", "lastSeen"),
+                                               co.peer_health.last_seen)
         self.sb.status["peerStatus"] = ps
         health = co.peer_health
         if not health.seen:
