@@ -75,12 +75,15 @@ def test_kill_9_at_a_step_then_restart_converges(drpair: DRPair, step: str) -> N
     assert state is not None and state["primary"] == "west" and state["generation"] == 2
 
 
+def _s3_reachable_is(drpair: DRPair, cluster: str, status: str) -> Callable[[], bool]:
+    return lambda: harness.condition(drpair.drc(cluster), "S3Reachable").get("status") == status
+
+
 def test_s3_outage_in_steady_state_freezes_roles_and_recovers(drpair: DRPair) -> None:
     _protected(drpair)
     drpair.env.stop("s3")
     for c in ("east", "west"):
-        drpair.wait(lambda c=c: harness.condition(drpair.drc(c), "S3Reachable").get("status") == "False",
-                    f"{c} reports S3 unreachable", timeout=60)
+        drpair.wait(_s3_reachable_is(drpair, c, "False"), f"{c} reports S3 unreachable", timeout=60)
     east = drpair.drc("east")
     assert harness.condition(east, "S3Reachable")["reason"] == "S3Unreachable"
     assert harness.ready_for_application(east), "the running Primary keeps its application through an S3 outage"
@@ -88,8 +91,7 @@ def test_s3_outage_in_steady_state_freezes_roles_and_recovers(drpair: DRPair) ->
     assert _vrg_spec(drpair, "west")["replicationState"] == "secondary"
     drpair.env.start("s3")
     for c in ("east", "west"):
-        drpair.wait(lambda c=c: harness.condition(drpair.drc(c), "S3Reachable").get("status") == "True",
-                    f"{c} reports S3 reachable again", timeout=60)
+        drpair.wait(_s3_reachable_is(drpair, c, "True"), f"{c} reports S3 reachable again", timeout=60)
     assert drpair.primary_ready("east", 1)
 
 
