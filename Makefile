@@ -42,12 +42,8 @@ env-down: $(STAMP)
 env-status: $(STAMP)
 	@$(PY) -m e2e.localenv status
 
-demo: env-up
-	@echo
-	@echo "The local environment is up: two clusters (east, west) and an S3 server."
-	@echo "  kubectl: $$($(PY) -c 'from e2e.localenv import build; print(build.binaries().kubectl)')"
-	@echo "  kubeconfigs: .localenv/east.kubeconfig, .localenv/west.kubeconfig; S3: .localenv/s3.json"
-	@echo "Stop it with: make env-down"
+demo: $(STAMP)
+	@$(PY) -m e2e.demo
 
 clean: env-down
 	rm -rf $(VENV)
