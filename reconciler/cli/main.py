@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from reconciler import __version__
-from reconciler.cli import doctor
+from reconciler.cli import doctor, render
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ramenctl {__version__}")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
     doctor.add_parser(sub)
+    render.add_parser(sub)
     return parser
 
 
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.cmd == "doctor" and args.doctor_cmd == "s3":
         return doctor.run_s3(args, sys.stdout)
+    if args.cmd == "render":
+        return render.run(args, sys.stdout, sys.stderr)
     parser.print_help()
     return 2
 
