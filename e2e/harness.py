@@ -195,7 +195,8 @@ def simulator_process(cluster: str, kubeconfig: Path, s3_config: Path, logdir: P
     ], logdir / f"vrgsim-{cluster}.log")
 
 
-def drcontrol(namespace: str, name: str = "app", preferred: str = "east", volsync: bool = False) -> dict[str, Any]:
+def drcontrol(namespace: str, name: str = "app", preferred: str = "east", volsync: bool = False,
+              sync: bool = False) -> dict[str, Any]:
     d = load_example("drcontrol.yaml")
     d["metadata"] = {"name": name, "namespace": namespace}
     d["spec"]["drPolicyRef"] = {"name": POLICY}
@@ -205,6 +206,8 @@ def drcontrol(namespace: str, name: str = "app", preferred: str = "east", volsyn
         d["spec"].pop("preferredCluster", None)
     if volsync:
         d["spec"]["vrgSpec"]["volSync"] = {"disabled": False}
+    if sync:
+        d["spec"]["vrgSpec"]["replicationType"] = "sync"
     return d
 
 

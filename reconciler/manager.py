@@ -21,6 +21,7 @@ from reconciler.controllers.drcluster import DRClusterController
 from reconciler.controllers.drcontrol import DRControlController, utc_now
 from reconciler.controllers.drpolicy import DRPolicyController
 from reconciler.controllers.peering import PeeringRegistry, PeeringSettings, profile_store_factory
+from reconciler.install import LEASE_NAME
 from reconciler.kube import (
     Applier,
     Cache,
@@ -35,6 +36,7 @@ from reconciler.kube import (
 )
 from reconciler.kube.errors import ApiError
 from reconciler.metrics import Metrics
+from reconciler.notify import WebhookNotifier
 from reconciler.s3peer import ObjectStore, S3PeerError
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ class Options:
     workers: int = 2
     leader_elect: bool = False
     resync_period: float = 600.0
+    # Namespaces whose DRControls and VRGs are watched; empty means all namespaces.
+    watch_namespaces: tuple[str, ...] = ()
 
 
 class Manager:
@@ -84,9 +88,15 @@ class Manager:
         self.peerings = PeeringRegistry(options.cluster_name, store_factory, PeeringSettings(
             key_prefix=config.key_prefix, hmac_key=hmac_key, poll_interval=options.poll_interval,
             stale_after=options.stale_after))
+        self.notifier: WebhookNotifier | None = None
+        if config.webhook is not None:
+            ref = config.webhook.secret
+            key = self._secret_value(ref.namespace, ref.name, "hmacKey") if ref else None
+            self.notifier = WebhookNotifier(config.webhook.url, key, options.cluster_name)
         self.drcontrol = DRControlController(
             options.cluster_name, self.client, self.cache, self.applier, self.events, self.peerings,
-            poll_interval=options.poll_interval, now=utc_now)
+            poll_interval=options.poll_interval, now=utc_now, namespaces=options.watch_namespaces or (None,),
+            on_ready_change=self.notifier.notify if self.notifier else None)
         self.drpolicy = DRPolicyController(options.cluster_name, self.cache, self.applier, self.peerings,
                                            now=lambda: datetime.now(UTC))
         self.drcluster = DRClusterController(options.cluster_name, self.client, self.cache, self.applier,
@@ -129,8 +139,9 @@ class Manager:
         fences = self._served(NETWORKFENCE)
         c = Controller("drcontrol", self._observed(self.metrics.timed("drcontrol", self.drcontrol.reconcile)),
                        self.cache, workers=self.options.workers)
-        c.watch(DRCONTROL)
-        c.watch(VRG)
+        for ns in self.options.watch_namespaces or (None,):
+            c.watch(DRCONTROL, namespace=ns)
+            c.watch(VRG, namespace=ns)
         c.watch(DRPOLICY, all_drcontrols)
         c.watch(DRCLUSTER, all_drcontrols)
         if fences:
@@ -226,13 +237,22 @@ class Manager:
     def run(self) -> None:
         """Run until `stop_event` is set."""
         self._build_controllers()
+        if self.notifier:
+            self.notifier.start()
+        try:
+            self._run()
+        finally:
+            if self.notifier:
+                self.notifier.stop(5.0)
+
+    def _run(self) -> None:
         if not self.options.leader_elect:
             self._run_controllers(self.stop_event)
             self.cache.stop()
             return
         import socket
 
-        elector = LeaderElector(self.client, LeaseConfig("ramen-p2p-operator", self.options.namespace,
+        elector = LeaderElector(self.client, LeaseConfig(LEASE_NAME, self.options.namespace,
                                                          f"{socket.gethostname()}-{threading.get_native_id()}"),
                                 on_started_leading=self._run_controllers,
                                 on_stopped_leading=self.stop_event.set)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import signal
@@ -59,12 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--health-probe-bind-address", default=":8081", help="address of /healthz and /readyz")
     p.add_argument("--leader-elect", action="store_true", help="run only while holding the Lease")
     p.add_argument("--workers", type=int, default=2, help="DRControl reconcile workers")
+    p.add_argument("--watch-namespace", action="append", default=[], metavar="NAMESPACE",
+                   help="watch DRControls only in this namespace (repeatable; default: all namespaces)")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # `kill -USR1 <pid>` prints every thread's stack: how to see what a stuck operator waits on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if args.log_format == "json" else
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
@@ -96,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         stale_after=args.peer_stale_after or 3 * args.heartbeat_interval,
         workers=args.workers,
         leader_elect=args.leader_elect,
+        watch_namespaces=tuple(dict.fromkeys(ns for arg in args.watch_namespace for ns in arg.split(",") if ns)),
     )
     try:
         manager = Manager(api, options, config)

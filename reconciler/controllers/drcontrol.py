@@ -56,6 +56,8 @@ class DRControlController:
     now: Callable[[], str] = utc_now
     # Called with (drcontrol, ready: bool) whenever ReadyForApplication flips.
     on_ready_change: Callable[[Obj, bool], None] | None = None
+    # The namespaces watched (None: all).
+    namespaces: tuple[str | None, ...] = (None,)
     _own_intents: dict[AppKey, DRIntent | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -223,19 +225,21 @@ class DRControlController:
             except ApiError as e:
                 if e.conflict:
                     raise
+                log.warning("could not write the VRG: %s", e, extra={"key": _k(app)})
                 p.status = _vrg_write_failed(p.status, str(e), self.now())
+                p.requeue_after = min(p.requeue_after or self.poll_interval, self.poll_interval)
         if p.publish is not None and peering is not None:
             try:
                 peering.coordinator.write_cluster_status(app, p.publish)
             except S3PeerError as e:
                 log.warning("could not publish cluster-status: %s", e, extra={"key": _k(app)})
         before = _ready(drc)
-        self.applier.apply_status(DRCONTROL, live, p.status)
+        written = self.applier.apply_status(DRCONTROL, live, p.status).obj
         for ev in p.events:
-            self.events.event(live, ev.type, ev.reason, ev.message)
+            self.events.event(written, ev.type, ev.reason, ev.message)
         after = _ready({"status": p.status})
         if before != after and self.on_ready_change is not None:
-            self.on_ready_change(live, after)
+            self.on_ready_change(written, after)
         return Result(requeue_after=p.requeue_after)
 
     # -- deletion -------------------------------------------------------------------
@@ -269,7 +273,8 @@ class DRControlController:
         return None
 
     def keys_for_all(self) -> list[str]:
-        return [f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in self.cache.list(DRCONTROL)]
+        return [f"{o['metadata']['namespace']}/{o['metadata']['name']}"
+                for ns in self.namespaces for o in self.cache.list(DRCONTROL, ns)]
 
 
 def _k(app: AppKey) -> str:

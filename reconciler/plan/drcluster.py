@@ -12,6 +12,17 @@ FENCE_CLASS_ANNOTATION = "drcluster.ramendr.openshift.io/network-fence-class"
 DEFAULT_FENCE_CLASS = "default"
 
 
+# csi-addons writes only `result` and `message` (no observedGeneration), so the message is what
+# tells a fence's success from an earlier unfence's, and the other way round.
+FENCED_MESSAGE = "fencing operation successful"
+UNFENCED_MESSAGE = "unfencing operation successful"
+
+
+def _succeeded(live: Mapping[str, Any] | None, message: str) -> bool:
+    status = (live or {}).get("status") or {}
+    return status.get("result") == "Succeeded" and status.get("message") == message
+
+
 def fence_name(cluster: str) -> str:
     return f"network-fence-{cluster}"
 
@@ -51,7 +62,7 @@ def plan_fence(local_cluster: str, drcluster: Mapping[str, Any], live_fence: Map
         }
         if live_fence is not None:
             desired = _onto(live_fence, desired)
-        if result == "Succeeded" and (live_fence or {}).get("spec", {}).get("fenceState") == "Fenced":
+        if (live_fence or {}).get("spec", {}).get("fenceState") == "Fenced" and _succeeded(live_fence, FENCED_MESSAGE):
             return FencePlan("Fenced", f"NetworkFence {fence_name(target)} succeeded", desired)
         if result == "Failed":
             msg = ((live_fence or {}).get("status") or {}).get("message") or "no message"
@@ -60,7 +71,7 @@ def plan_fence(local_cluster: str, drcluster: Mapping[str, Any], live_fence: Map
     # Unfenced (or unset): undo a fence we hold, first by asking for Unfenced, then by deleting it.
     if live_fence is None:
         return FencePlan("Available", "not fenced")
-    if live_fence.get("spec", {}).get("fenceState") == "Unfenced" and result == "Succeeded":
+    if live_fence.get("spec", {}).get("fenceState") == "Unfenced" and _succeeded(live_fence, UNFENCED_MESSAGE):
         return FencePlan("Unfenced", f"NetworkFence {fence_name(target)} lifted", delete=True)
     desired = _onto(live_fence, {"spec": {"fenceState": "Unfenced"}})
     return FencePlan("Unfencing", f"waiting for NetworkFence {fence_name(target)} to unfence", desired)

@@ -211,6 +211,7 @@ def desired_vrg(
         "kind": "VolumeReplicationGroup",
         "metadata": {"name": name, "namespace": ns},
     }
+    live.pop("status", None)  # the VRG controller owns the status; never write it back
     meta = live.setdefault("metadata", {})
     meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY
     spec: dict[str, Any] = dict(live.get("spec") or {})
@@ -371,6 +372,12 @@ class _Planner:
             why = pol.problem or (f"DRPolicy {pol.name} not found" if not pol.found
                                   else f"cluster {self.me} is not one of the DRPolicy's clusters {list(pol.clusters)}")
             return self._stall("InvalidPolicy", why)
+        rtype = str(_get(inp.drcontrol, "spec", "vrgSpec", "replicationType") or "async")
+        if (rtype == "sync") != pol.synchronous:
+            want = "sync (the DRPolicy has no schedulingInterval)" if pol.synchronous else \
+                f"async (the DRPolicy replicates every {pol.scheduling_interval})"
+            return self._stall("ReplicationTypeMismatch",
+                               f"spec.vrgSpec.replicationType is {rtype} but DRPolicy {pol.name} needs {want}")
         self._peer_status()
         co = inp.coordination
         if co.error is not None:

@@ -34,11 +34,11 @@ class DRPair:
         return s3_client(self.env.s3)
 
     def protect(self, preferred: str = "east", on: tuple[str, ...] = ("east", "west"), volsync: bool = False,
-                name: str = "app") -> None:
+                name: str = "app", sync: bool = False) -> None:
         for c in on:
             self.clusters[c].custom.create_namespaced_custom_object(
                 harness.GROUP, harness.VERSION, self.namespace, "drcontrols",
-                harness.drcontrol(self.namespace, name, preferred, volsync))
+                harness.drcontrol(self.namespace, name, preferred, volsync, sync))
 
     def drc(self, cluster: str, name: str = "app") -> dict[str, Any]:
         return harness.get_drc(self.clusters[cluster], self.namespace, name)
@@ -90,7 +90,9 @@ def drpair(clusters: dict[str, Cluster], namespace: str, private_env: Callable[[
     pair = DRPair(clusters, namespace, env, tmp_path, timing)
     for name, c in clusters.items():
         pair.simulators[name] = harness.simulator_process(name, c.kubeconfig, env.s3_config_file(), tmp_path, timing)
-        pair.operators[name] = harness.operator_process(name, c.kubeconfig, tmp_path, timing)
+        # Tests share the clusters: each pair of operators watches only its own test's namespace.
+        pair.operators[name] = harness.operator_process(name, c.kubeconfig, tmp_path, timing,
+                                                        ["--watch-namespace", namespace])
     for p in (*pair.simulators.values(), *pair.operators.values()):
         p.start()
     yield pair

@@ -427,3 +427,10 @@ def test_a_handled_spec_action_stays_handled_while_the_peer_drives_another() -> 
     p = plan(inp("west", d, v=PRIMARY_READY, co=co))
     assert vrg_state(p) == "secondary"
     assert p.status["lastAction"]["targetCluster"] == "east"
+
+
+def test_replication_type_must_match_the_policy() -> None:
+    p = plan(inp("east", drc(sync=False), co=state("east", 1), interval=""))
+    assert p.vrg is None
+    assert cond(p, "Stalled")["reason"] == "ReplicationTypeMismatch"
+    assert "needs sync" in cond(p, "Stalled")["message"]
