@@ -56,18 +56,10 @@ class Demo:
         print(self.table(), flush=True)
 
     def primary_ready(self, cluster: str, generation: int) -> bool:
-        d = harness.get_drc(self.clusters[cluster], APP_NS)
-        st = d.get("status") or {}
-        return bool(st.get("currentPrimary") == cluster and st.get("generation") == generation
-                    and harness.ready_for_application(d))
+        return harness.primary_ready(self.clusters[cluster], APP_NS, generation)
 
     def secondary_settled(self, cluster: str, generation: int) -> bool:
-        d = harness.get_drc(self.clusters[cluster], APP_NS)
-        st = d.get("status") or {}
-        v = harness.get_vrg(self.clusters[cluster], APP_NS) or {}
-        return bool(st.get("generation") == generation and st.get("currentPrimary") != cluster
-                    and (v.get("status") or {}).get("state") == "Secondary"
-                    and not harness.ready_for_application(d))
+        return harness.secondary_settled(self.clusters[cluster], APP_NS, generation)
 
     def run(self) -> None:
         say("configuring both clusters: CRDs, S3 profile Secret and ConfigMap, DRClusters, DRPolicy")

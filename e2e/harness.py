@@ -238,6 +238,23 @@ def ready_for_application(obj: dict[str, Any]) -> bool:
     return condition(obj, "ReadyForApplication").get("status") == "True"
 
 
+def primary_ready(c: Cluster, namespace: str, generation: int, name: str = "app") -> bool:
+    """`c` is the Primary of `generation` and ReadyForApplication."""
+    d = get_drc(c, namespace, name)
+    st = d.get("status") or {}
+    return bool(st.get("currentPrimary") == c.name and st.get("generation") == generation
+                and ready_for_application(d))
+
+
+def secondary_settled(c: Cluster, namespace: str, generation: int, name: str = "app") -> bool:
+    """`c` saw `generation`, is not the Primary, is not ready for the app, and its VRG reports Secondary."""
+    d = get_drc(c, namespace, name)
+    st = d.get("status") or {}
+    v = get_vrg(c, namespace, name) or {}
+    return bool(st.get("generation") == generation and st.get("currentPrimary") != c.name
+                and not ready_for_application(d) and (v.get("status") or {}).get("state") == "Secondary")
+
+
 def set_action(c: Cluster, namespace: str, action: str, target: str, name: str = "app") -> None:
     c.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "drcontrols", name,
                                             {"spec": {"action": action, "targetCluster": target}})

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.plan.inputs import PRIMARY, SECONDARY, PlanInput, VRGView
+from reconciler.plan.inputs import PRIMARY, SECONDARY, PlanInput, VRGView, dig
 from reconciler.plan.status import Event, StatusBuilder
 from reconciler.s3peer.drstate import STATE_ROLLBACK_REASON, SeenState, check_rollback
 from reconciler.s3peer.models import Action, ClusterStatus, DRState, Role
@@ -109,15 +109,6 @@ class ActiveAction:
 
 
 # -- helpers over the DRControl dict -----------------------------------------
-def _get(obj: Mapping[str, Any], *path: str) -> Any:
-    cur: Any = obj
-    for p in path:
-        if not isinstance(cur, Mapping):
-            return None
-        cur = cur.get(p)
-    return cur
-
-
 def _seconds_between(start: str, end: str) -> float:
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     try:
@@ -137,7 +128,7 @@ def _coarse_last_seen(previous: str | None, latest: str) -> str:
 
 
 def _generation(drc: Mapping[str, Any]) -> int:
-    return int(_get(drc, "metadata", "generation") or 0)
+    return int(dig(drc, "metadata", "generation") or 0)
 
 
 def _peer_of(inp: PlanInput) -> str:
@@ -148,19 +139,19 @@ def _peer_of(inp: PlanInput) -> str:
 def _spec_action(inp: PlanInput) -> ActiveAction | None:
     """The action in this cluster's spec, unless this spec generation already finished it."""
     drc = inp.drcontrol
-    action = _get(drc, "spec", "action") or ""
+    action = dig(drc, "spec", "action") or ""
     if not action:
         return None
     gen = _generation(drc)
-    last = _get(drc, "status", "lastAction") or {}
+    last = dig(drc, "status", "lastAction") or {}
     # lastAction may since describe an action the peer asked for; the handled mark survives that.
-    if _get(drc, "status", "handledActionGeneration") == gen or (
+    if dig(drc, "status", "handledActionGeneration") == gen or (
         last.get("specGeneration") == gen
         and last.get("result") in (SUCCEEDED, FAILED)
         and last.get("action") == action
     ):
         return None
-    return ActiveAction(action, str(_get(drc, "spec", "targetCluster") or ""), "spec", gen)
+    return ActiveAction(action, str(dig(drc, "spec", "targetCluster") or ""), "spec", gen)
 
 
 def effective_action(inp: PlanInput, ds: DRState | None) -> ActiveAction | None:
@@ -191,7 +182,7 @@ def _released(inp: PlanInput, ds: DRState) -> bool:
 
 
 def _needs_final_sync(inp: PlanInput) -> bool:
-    vrg_spec = _get(inp.drcontrol, "spec", "vrgSpec") or {}
+    vrg_spec = dig(inp.drcontrol, "spec", "vrgSpec") or {}
     if vrg_spec.get("replicationType", "async") != "async":
         return False
     volsync = vrg_spec.get("volSync")
@@ -204,8 +195,8 @@ def desired_vrg(
 ) -> dict[str, Any]:
     """The VRG Ramen expects, built on the live object so fields owned by others survive."""
     drc = inp.drcontrol
-    name, ns = _get(drc, "metadata", "name"), _get(drc, "metadata", "namespace")
-    vrg_spec: Mapping[str, Any] = _get(drc, "spec", "vrgSpec") or {}
+    name, ns = dig(drc, "metadata", "name"), dig(drc, "metadata", "namespace")
+    vrg_spec: Mapping[str, Any] = dig(drc, "spec", "vrgSpec") or {}
     live: dict[str, Any] = copy.deepcopy(dict(inp.vrg.live)) if inp.vrg.live is not None else {
         "apiVersion": VRG_API_VERSION,
         "kind": "VolumeReplicationGroup",
@@ -255,11 +246,11 @@ class _Planner:
         self.me = inp.cluster
         self.peer = _peer_of(inp)
         self.gen = _generation(inp.drcontrol)
-        self.sb = StatusBuilder(_get(inp.drcontrol, "status"), self.gen, inp.now)
+        self.sb = StatusBuilder(dig(inp.drcontrol, "status"), self.gen, inp.now)
         self.plan = Plan()
         self.last_action: dict[str, Any] | None = None
         self.stalled = False
-        finalizers = _get(inp.drcontrol, "metadata", "finalizers") or []
+        finalizers = dig(inp.drcontrol, "metadata", "finalizers") or []
         self.plan.add_finalizer = FINALIZER not in finalizers
 
     # status pieces ---------------------------------------------------------
@@ -270,7 +261,7 @@ class _Planner:
             ps["role"] = str(co.peer_status.role)
             ps["vrgHealthy"] = bool(co.peer_status.details.get("vrgHealthy"))
         if co.peer_health.last_seen:
-            ps["lastSeen"] = _coarse_last_seen(_get(self.inp.drcontrol, "status", "peerStatus", "lastSeen"),
+            ps["lastSeen"] = _coarse_last_seen(dig(self.inp.drcontrol, "status", "peerStatus", "lastSeen"),
                                                co.peer_health.last_seen)
         self.sb.status["peerStatus"] = ps
         health = co.peer_health
@@ -285,7 +276,7 @@ class _Planner:
             self.sb.condition("PeerConnected", True, "HeartbeatFresh", f"{self.peer} is publishing heartbeats")
 
     def _start_action(self, act: ActiveAction, message: str) -> None:
-        prev = _get(self.inp.drcontrol, "status", "lastAction") or {}
+        prev = dig(self.inp.drcontrol, "status", "lastAction") or {}
         same = prev.get("action") == act.action and prev.get("targetCluster") == act.target and \
             prev.get("specGeneration") == act.spec_generation and prev.get("result") == IN_PROGRESS
         la: dict[str, Any] = {
@@ -300,7 +291,7 @@ class _Planner:
         self.last_action = la
 
     def _finish_action(self, act: ActiveAction, result: str, message: str) -> None:
-        prev = _get(self.inp.drcontrol, "status", "lastAction") or {}
+        prev = dig(self.inp.drcontrol, "status", "lastAction") or {}
         same = all(prev.get(k) == v for k, v in (("action", act.action), ("targetCluster", act.target),
                                                   ("specGeneration", act.spec_generation), ("result", result)))
         self._start_action(act, message)
@@ -372,7 +363,7 @@ class _Planner:
             why = pol.problem or (f"DRPolicy {pol.name} not found" if not pol.found
                                   else f"cluster {self.me} is not one of the DRPolicy's clusters {list(pol.clusters)}")
             return self._stall("InvalidPolicy", why)
-        rtype = str(_get(inp.drcontrol, "spec", "vrgSpec", "replicationType") or "async")
+        rtype = str(dig(inp.drcontrol, "spec", "vrgSpec", "replicationType") or "async")
         if (rtype == "sync") != pol.synchronous:
             want = "sync (the DRPolicy has no schedulingInterval)" if pol.synchronous else \
                 f"async (the DRPolicy replicates every {pol.scheduling_interval})"
@@ -384,8 +375,8 @@ class _Planner:
             return self._freeze(co.error.reason, co.error.message, corrupt=co.error.corrupt)
         self.sb.condition("S3Reachable", True, "Reachable", "the coordination store answers")
         ds = co.dr_state
-        seen_gen = int(_get(inp.drcontrol, "status", "generation") or 0)
-        seen = SeenState(seen_gen, str(_get(inp.drcontrol, "status", "currentPrimary") or "")) if seen_gen else None
+        seen_gen = int(dig(inp.drcontrol, "status", "generation") or 0)
+        seen = SeenState(seen_gen, str(dig(inp.drcontrol, "status", "currentPrimary") or "")) if seen_gen else None
         rollback = check_rollback(seen, ds)
         if rollback is not None:
             return self._stall(STATE_ROLLBACK_REASON,
@@ -441,7 +432,7 @@ class _Planner:
                 WriteIntent(act.action, act.target, ds.generation, act.spec_generation or 0))
 
     def _initial(self, act: ActiveAction | None) -> Plan:
-        preferred = str(_get(self.inp.drcontrol, "spec", "preferredCluster") or "")
+        preferred = str(dig(self.inp.drcontrol, "spec", "preferredCluster") or "")
         claimer = preferred or self.me
         if act is not None and act.target == self.me:
             claimer = self.me

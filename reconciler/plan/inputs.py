@@ -21,6 +21,16 @@ PRIMARY = "primary"
 SECONDARY = "secondary"
 
 
+def dig(obj: Mapping[str, Any], *path: str) -> Any:
+    """obj[p0][p1]...; None as soon as a step is missing or not a mapping."""
+    cur: Any = obj
+    for p in path:
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(p)
+    return cur
+
+
 def no_peer_seen() -> PeerHealth:
     return PeerHealth(seen=False, stale=False, last_seen=None, unchanged_for=0.0, sequence=None, ready=None)
 
@@ -59,12 +69,7 @@ class VRGView:
         return self.live is not None
 
     def _get(self, *path: str) -> Any:
-        cur: Any = self.live or {}
-        for p in path:
-            if not isinstance(cur, Mapping):
-                return None
-            cur = cur.get(p)
-        return cur
+        return dig(self.live or {}, *path)
 
     @property
     def generation(self) -> int:

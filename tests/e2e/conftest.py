@@ -66,18 +66,16 @@ class DRPair:
         return harness.wait_for(pred, timeout, what, self.diagnostics)
 
     def primary_ready(self, cluster: str, generation: int) -> bool:
-        d = self.drc(cluster)
-        st = d.get("status") or {}
-        return bool(st.get("currentPrimary") == cluster and st.get("generation") == generation
-                    and harness.ready_for_application(d))
+        return harness.primary_ready(self.clusters[cluster], self.namespace, generation)
 
     def secondary_settled(self, cluster: str, generation: int) -> bool:
-        d = self.drc(cluster)
-        st = d.get("status") or {}
-        v = self.vrg(cluster) or {}
-        return bool(st.get("generation") == generation and st.get("currentPrimary") != cluster
-                    and not harness.ready_for_application(d)
-                    and (v.get("status") or {}).get("state") == "Secondary")
+        return harness.secondary_settled(self.clusters[cluster], self.namespace, generation)
+
+    def protect_on_east(self, volsync: bool = False) -> None:
+        """Protect the app with east preferred and wait until both sides settle at generation 1."""
+        self.protect(preferred="east", volsync=volsync)
+        self.wait(lambda: self.primary_ready("east", 1), "east Primary at generation 1")
+        self.wait(lambda: self.secondary_settled("west", 1), "west Secondary at generation 1")
 
 
 @pytest.fixture

@@ -14,12 +14,6 @@ from tests.e2e.conftest import DRPair
 DR_STATE = "{ns}/app/dr-state"
 
 
-def _protected(drpair: DRPair, volsync: bool = False) -> None:
-    drpair.protect(preferred="east", volsync=volsync)
-    drpair.wait(lambda: drpair.primary_ready("east", 1), "east Primary at generation 1")
-    drpair.wait(lambda: drpair.secondary_settled("west", 1), "west Secondary at generation 1")
-
-
 def _dr_state(drpair: DRPair) -> dict[str, object] | None:
     try:
         raw = drpair.s3.get_object(Bucket=drpair.env.s3["bucket"], Key=DR_STATE.format(ns=drpair.namespace))
@@ -55,7 +49,7 @@ STEPS: dict[str, tuple[str, str, Callable[[DRPair], bool]]] = {
 @pytest.mark.parametrize("step", list(STEPS))
 def test_kill_9_at_a_step_then_restart_converges(drpair: DRPair, step: str) -> None:
     action, victim, reached = STEPS[step]
-    _protected(drpair)
+    drpair.protect_on_east()
     for c in ("east", "west"):
         harness.set_action(drpair.clusters[c], drpair.namespace, action, "west")
 
@@ -80,7 +74,7 @@ def _s3_reachable_is(drpair: DRPair, cluster: str, status: str) -> Callable[[], 
 
 
 def test_s3_outage_in_steady_state_freezes_roles_and_recovers(drpair: DRPair) -> None:
-    _protected(drpair)
+    drpair.protect_on_east()
     drpair.env.stop("s3")
     for c in ("east", "west"):
         drpair.wait(_s3_reachable_is(drpair, c, "False"), f"{c} reports S3 unreachable", timeout=60)
@@ -96,7 +90,7 @@ def test_s3_outage_in_steady_state_freezes_roles_and_recovers(drpair: DRPair) ->
 
 
 def test_s3_outage_during_failover_promotes_nothing_until_s3_returns(drpair: DRPair) -> None:
-    _protected(drpair)
+    drpair.protect_on_east()
     drpair.operators["east"].kill()  # the Primary's cluster is lost
     drpair.env.stop("s3")
     harness.set_action(drpair.clusters["west"], drpair.namespace, "Failover", "west")
@@ -110,7 +104,7 @@ def test_s3_outage_during_failover_promotes_nothing_until_s3_returns(drpair: DRP
 
 
 def test_corrupt_dr_state_stalls_with_a_clear_condition_and_recovers_when_repaired(drpair: DRPair) -> None:
-    _protected(drpair)
+    drpair.protect_on_east()
     key = DR_STATE.format(ns=drpair.namespace)
     bucket = drpair.env.s3["bucket"]
     original = drpair.s3.get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -10,12 +10,6 @@ from e2e import harness
 from tests.e2e.conftest import DRPair
 
 
-def _protected(drpair: DRPair, volsync: bool = False) -> None:
-    drpair.protect(preferred="east", volsync=volsync)
-    drpair.wait(lambda: drpair.primary_ready("east", 1), "east Primary at generation 1")
-    drpair.wait(lambda: drpair.secondary_settled("west", 1), "west Secondary at generation 1")
-
-
 def _assert_demoted_before_promoted(events: list[dict[str, Any]], old: str, new: str, namespace: str) -> None:
     """I2: the old Primary's VRG reported Secondary before the new one was asked to be primary."""
     mine = [e for e in events if e["namespace"] == namespace]
@@ -30,7 +24,7 @@ def _assert_demoted_before_promoted(events: list[dict[str, Any]], old: str, new:
 
 @pytest.mark.parametrize("volsync", [False, True], ids=["volrep", "volsync"])
 def test_relocate_east_to_west_and_back_takes_no_data_loss_path(drpair: DRPair, volsync: bool) -> None:
-    _protected(drpair, volsync)
+    drpair.protect_on_east(volsync)
     for c in ("east", "west"):  # GitOps sets the same action on both clusters
         harness.set_action(drpair.clusters[c], drpair.namespace, "Relocate", "west")
     drpair.wait(lambda: drpair.primary_ready("west", 2), "west Primary at generation 2", timeout=90)
@@ -52,7 +46,7 @@ def test_relocate_east_to_west_and_back_takes_no_data_loss_path(drpair: DRPair, 
 
 
 def test_failover_with_the_old_primary_dead_then_the_old_primary_returns(drpair: DRPair) -> None:
-    _protected(drpair)
+    drpair.protect_on_east()
     drpair.operators["east"].kill()
     harness.set_action(drpair.clusters["west"], drpair.namespace, "Failover", "west")
     drpair.wait(lambda: drpair.primary_ready("west", 2), "west Primary at generation 2 without east", timeout=60)
@@ -84,7 +78,7 @@ def test_both_clusters_claiming_at_once_have_exactly_one_winner(drpair: DRPair) 
 
 
 def test_both_clusters_asking_failover_to_themselves_converge_on_one_primary(drpair: DRPair) -> None:
-    _protected(drpair)
+    drpair.protect_on_east()
     harness.set_action(drpair.clusters["east"], drpair.namespace, "Failover", "east")
     harness.set_action(drpair.clusters["west"], drpair.namespace, "Failover", "west")
 
