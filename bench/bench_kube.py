@@ -18,30 +18,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubernetes import config
 
-from reconciler.kube import NAMESPACES, Informer, KubeClient, ResourceType, WorkQueue
+from e2e.widgets import widget_kind
+from reconciler.kube import NAMESPACES, Informer, KubeClient, WorkQueue
 from reconciler.kube.crds import ensure_crd
 
-WIDGETS = ResourceType("bench.ramen-p2p.io", "v1", "widgets", "Widget")
-CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.bench.ramen-p2p.io"},
-    "spec": {
-        "group": "bench.ramen-p2p.io",
-        "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-            "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-        }],
-    },
-}
+WIDGETS, CRD = widget_kind("bench.ramen-p2p.io")
 NAMESPACE = "bench"
 
 

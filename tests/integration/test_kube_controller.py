@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
 from e2e.localenv.clients import Cluster
+from e2e.widgets import widget_kind
 from reconciler.kube import (
     EVENTS,
     NORMAL,
@@ -22,7 +22,6 @@ from reconciler.kube import (
     EventRecorder,
     Informer,
     KubeClient,
-    ResourceType,
     Result,
     request_origin,
     resource_version,
@@ -32,21 +31,7 @@ from reconciler.kube.crds import ensure_crd
 
 pytestmark = pytest.mark.realenv
 
-WIDGETS = ResourceType("test.ramen-p2p.io", "v1", "widgets", "Widget")
-WIDGET_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.test.ramen-p2p.io"},
-    "spec": {
-        "group": "test.ramen-p2p.io",
-        "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-            "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-        }],
-    },
-}
+WIDGETS, WIDGET_CRD = widget_kind("test.ramen-p2p.io")
 
 
 def wait_until(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:

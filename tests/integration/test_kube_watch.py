@@ -17,26 +17,13 @@ import pytest
 from kubernetes import config
 
 from e2e.localenv import LocalEnv
-from reconciler.kube import NAMESPACES, Backoff, Event, EventType, Informer, KubeClient, ResourceType
+from e2e.widgets import widget_kind
+from reconciler.kube import NAMESPACES, Backoff, Event, EventType, Informer, KubeClient
 from reconciler.kube.crds import ensure_crd
 
 pytestmark = pytest.mark.realenv
 
-WIDGETS = ResourceType("test.ramen-p2p.io", "v1", "widgets", "Widget")
-WIDGET_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.test.ramen-p2p.io"},
-    "spec": {
-        "group": "test.ramen-p2p.io",
-        "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-            "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-        }],
-    },
-}
+WIDGETS, WIDGET_CRD = widget_kind("test.ramen-p2p.io")
 NS = "watch-test"
 
 
