@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from reconciler.api.common import ModelError, parse_time
+from reconciler.api.conditions import Condition, get_condition, set_condition
 
 
 @dataclass(frozen=True)
@@ -24,41 +27,32 @@ class StatusBuilder:
         self.generation = generation
         self.now = now
         self.status["observedGeneration"] = generation
-        self._conditions: dict[str, dict[str, Any]] = {
-            c["type"]: dict(c) for c in self.previous.get("conditions", []) if isinstance(c, Mapping) and "type" in c
-        }
-
-    def previous_condition(self, ctype: str) -> Mapping[str, Any] | None:
-        return self._conditions.get(ctype)
+        self._conditions: list[Condition] = []
+        for i, c in enumerate(self.previous.get("conditions") or []):
+            try:
+                self._conditions.append(Condition.from_dict(c, f"status.conditions[{i}]"))
+            except ModelError:
+                continue  # a malformed condition is rewritten from scratch
 
     def condition(self, ctype: str, status: bool, reason: str, message: str) -> None:
-        value = "True" if status else "False"
-        old = self._conditions.get(ctype)
-        since = old["lastTransitionTime"] if old and old.get("status") == value and "lastTransitionTime" in old \
-            else self.now
-        self._conditions[ctype] = {
-            "type": ctype,
-            "status": value,
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": since,
-            "observedGeneration": self.generation,
-        }
+        self._conditions = set_condition(self._conditions, ctype, status, reason, message,
+                                         now=parse_time(self.now), observed_generation=self.generation)
 
     def keep_condition(self, ctype: str, reason: str, message: str) -> None:
         """Leave a condition as it was (roles freeze); never reported before, it is False."""
-        old = self._conditions.get(ctype)
-        if old is not None:
-            self._conditions[ctype] = {**old, "observedGeneration": self.generation}
-        else:
+        old = get_condition(self._conditions, ctype)
+        if old is None:
             self.condition(ctype, False, reason, message)
+        else:
+            self._conditions = [replace(c, observed_generation=self.generation) if c.type == ctype else c
+                                for c in self._conditions]
 
     def build(self) -> dict[str, Any]:
         order = ["Ready", "ReadyForApplication", "S3Reachable", "PeerConnected", "VRGHealthy", "Reconciling",
                  "Stalled"]
-        conds = sorted(self._conditions.values(), key=lambda c: (order.index(c["type"]) if c["type"] in order
-                                                                 else len(order), c["type"]))
-        self.status["conditions"] = conds
+        conds = sorted(self._conditions, key=lambda c: (order.index(c.type) if c.type in order else len(order),
+                                                         c.type))
+        self.status["conditions"] = [c.to_dict() for c in conds]
         return self.status
 
     def transition_events(self) -> list[Event]:
