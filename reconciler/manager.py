@@ -77,6 +77,8 @@ class Manager:
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
         self._last_heartbeat_ok = False
+        # The peer staleness each poll last saw: a flip (either way) re-reconciles every app.
+        self._peer_stale: dict[str, bool] = {}
         hmac_key = self._secret_value(config.hmac_secret.namespace, config.hmac_secret.name, "hmacKey") \
             if config.hmac_secret else None
 
@@ -202,7 +204,7 @@ class Manager:
         """Poll each peer once; reconcile the apps whose peer objects changed (all, when health flipped)."""
         queue = self.controllers[0].queue
         for peering in self.peerings.all():
-            was_stale = peering.reader.health().stale
+            was_stale = self._peer_stale.get(peering.peer)
             try:
                 snap = peering.reader.poll()
             except S3PeerError as e:
@@ -211,6 +213,7 @@ class Manager:
                     queue.add(key)
                 continue
             self.metrics.heartbeat_age.labels(peering.peer).set(snap.health.unchanged_for)
+            self._peer_stale[peering.peer] = snap.health.stale
             if snap.health.stale != was_stale:
                 for key in self.drcontrol.keys_for_all():
                     queue.add(key)
