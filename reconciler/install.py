@@ -114,6 +114,9 @@ CLUSTER_RULES: tuple[Rule, ...] = (
     Rule(("replication.storage.openshift.io",), ("volumereplicationclasses",), ("list", "watch")),
     # Events go to the DRControl's namespace, so they cannot be confined to the operator's.
     Rule(("",), ("events",), ("create", "patch")),
+    # /metrics asks the API server who a scraper is and whether it may read /metrics.
+    Rule(("authentication.k8s.io",), ("tokenreviews",), ("create",)),
+    Rule(("authorization.k8s.io",), ("subjectaccessreviews",), ("create",)),
 )
 
 

@@ -36,6 +36,7 @@ from reconciler.kube import (
 )
 from reconciler.kube.errors import ApiError
 from reconciler.metrics import Metrics
+from reconciler.metrics_auth import KubeAuthorizer
 from reconciler.notify import WebhookNotifier
 from reconciler.s3peer import ObjectStore, S3PeerError
 
@@ -278,8 +279,12 @@ def _class_summary(obj: Obj) -> dict[str, Any]:
     return out
 
 
-def serve_http(address: str, manager: Manager) -> ThreadingHTTPServer:
-    """/healthz, /readyz and /metrics on one address (host:port; ':8080' means all interfaces)."""
+def serve_http(address: str, manager: Manager, authorizer: KubeAuthorizer | None = None) -> ThreadingHTTPServer:
+    """/healthz, /readyz and /metrics on one address (host:port; ':8080' means all interfaces).
+
+    Probes answer anyone (the kubelet sends no credentials); /metrics, when an
+    authorizer is given, only identities the API server allows to get /metrics.
+    """
     host, _, port = address.rpartition(":")
 
     class Handler(BaseHTTPRequestHandler):
@@ -290,6 +295,12 @@ def serve_http(address: str, manager: Manager) -> ThreadingHTTPServer:
                 ok = manager.ready()
                 self._send(200 if ok else 503, "text/plain", b"ok" if ok else b"caches not synced or S3 unreachable")
             elif self.path == "/metrics":
+                if authorizer is not None:
+                    decision = authorizer.decide(self.headers.get("Authorization"), "/metrics")
+                    if decision.status != 200:
+                        self._send(decision.status, "application/json",
+                                   json.dumps({"error": decision.reason}).encode())
+                        return
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest(manager.metrics.registry))
             else:
                 self._send(404, "application/json", json.dumps({"error": "not found"}).encode())

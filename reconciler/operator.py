@@ -19,6 +19,7 @@ from reconciler.durations import parse_duration
 from reconciler.kube import CONFIGMAPS, KubeClient
 from reconciler.kube.errors import ApiError
 from reconciler.manager import Manager, Options, serve_http
+from reconciler.metrics_auth import KubeAuthorizer
 
 log = logging.getLogger("ramen-operator")
 
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="peer is stale when its heartbeat has not changed for this long (default 3m)")
     p.add_argument("--metrics-bind-address", default=":8080", help="address of /metrics ('0' disables)")
     p.add_argument("--health-probe-bind-address", default=":8081", help="address of /healthz and /readyz")
+    p.add_argument("--metrics-auth", choices=("kubernetes", "none"), default="kubernetes",
+                   help="who may read /metrics: identities the API server allows to get /metrics "
+                        "(TokenReview + SubjectAccessReview), or anyone")
     p.add_argument("--leader-elect", action="store_true", help="run only while holding the Lease")
     p.add_argument("--workers", type=int, default=2, help="DRControl reconcile workers")
     p.add_argument("--watch-namespace", action="append", default=[], metavar="NAMESPACE",
@@ -108,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ApiError, ValueError) as e:
         print(f"ramen-operator: cannot start: {e}", file=sys.stderr)
         return 2
-    servers = [serve_http(addr, manager) for addr in dict.fromkeys(
+    authorizer = KubeAuthorizer(manager.client) if args.metrics_auth == "kubernetes" else None
+    servers = [serve_http(addr, manager, authorizer) for addr in dict.fromkeys(
         (args.metrics_bind_address, args.health_probe_bind_address)) if addr != "0"]
     signal.signal(signal.SIGTERM, lambda *_: manager.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: manager.stop_event.set())

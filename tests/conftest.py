@@ -17,6 +17,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from e2e.harness import force_delete_drcontrols
 from e2e.localenv import LocalEnv, up
 from e2e.localenv.clients import Cluster, kube_cluster, s3_client, s3_config
 
@@ -73,6 +74,10 @@ def namespace(request: pytest.FixtureRequest, clusters: dict[str, Cluster]) -> I
         c.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     for c in clusters.values():
+        # No kube-controller-manager: the namespace stays Terminating with whatever it holds, so
+        # DRControls and VRGs (and their finalizers) are removed explicitly; operators of later
+        # tests never see them.
+        force_delete_drcontrols(c, name)
         try:
             c.core.delete_namespace(name)
         except ApiException as e:  # pragma: no cover - best effort cleanup

@@ -143,6 +143,25 @@ def test_storage_classes_published_by_one_cluster_appear_in_the_peer_drcluster(d
         storage.delete_storage_class(name)
 
 
+def _service_account_token(drpair: DRPair, name: str, may_read_metrics: bool) -> tuple[str, str | None]:
+    """A token of a new ServiceAccount on east; with a ClusterRole (returned) that grants get /metrics."""
+    east, ns = drpair.clusters["east"], drpair.namespace
+    east.core.create_namespaced_service_account(ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name)))
+    role = None
+    if may_read_metrics:
+        role = f"{ns}-{name}"
+        rbac = client.RbacAuthorizationV1Api(east.api)
+        rbac.create_cluster_role(client.V1ClusterRole(metadata=client.V1ObjectMeta(name=role), rules=[
+            client.V1PolicyRule(non_resource_ur_ls=["/metrics"], verbs=["get"])]))
+        rbac.create_cluster_role_binding(client.V1ClusterRoleBinding(
+            metadata=client.V1ObjectMeta(name=role),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name, namespace=ns)]))
+    req = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600))
+    token = east.core.create_namespaced_service_account_token(name, ns, req).status.token
+    return str(token), role
+
+
 def test_metrics_and_probes_answer(drpair: DRPair) -> None:
     op = drpair.operators["east"]
     op.stop()
@@ -153,16 +172,30 @@ def test_metrics_and_probes_answer(drpair: DRPair) -> None:
     drpair.protect(preferred="east")
     drpair.wait(lambda: drpair.primary_ready("east", 1), "east Primary")
 
-    def get(port: int, path: str) -> tuple[int, str]:
+    def get(port: int, path: str, token: str | None = None) -> tuple[int, str]:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            with urllib.request.urlopen(req, timeout=5) as r:
                 return int(r.status), r.read().decode()
         except urllib.error.HTTPError as e:
             return int(e.code), e.read().decode()
 
     assert get(health_port, "/healthz") == (200, "ok")
     drpair.wait(lambda: get(health_port, "/readyz")[0] == 200, "readyz answers 200 once synced and heartbeating")
-    code, text = get(metrics_port, "/metrics")
+    # /metrics answers only identities the API server lets `get /metrics`.
+    assert get(metrics_port, "/metrics")[0] == 401
+    reader, stranger = _service_account_token(drpair, "scraper", True), _service_account_token(drpair, "other", False)
+    try:
+        assert get(metrics_port, "/metrics", "not-a-token")[0] == 401
+        assert get(metrics_port, "/metrics", stranger[0])[0] == 403
+        code, text = get(metrics_port, "/metrics", reader[0])
+    finally:
+        rbac = client.RbacAuthorizationV1Api(drpair.clusters["east"].api)
+        for _, role in (reader, stranger):
+            if role:
+                rbac.delete_cluster_role_binding(role)
+                rbac.delete_cluster_role(role)
     assert code == 200
     ns = drpair.namespace
     assert 'ramen_p2p_reconcile_total{controller="drcontrol",result="success"}' in text

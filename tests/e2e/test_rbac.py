@@ -58,6 +58,8 @@ CLUSTER_WIDE = [
     *(Call("snapshot.storage.k8s.io", "volumesnapshotclasses", v) for v in ("list", "watch")),
     *(Call("replication.storage.openshift.io", "volumereplicationclasses", v) for v in ("list", "watch")),
     *(Call("", "events", v) for v in ("create", "patch")),  # EventRecorder, in each DRControl's namespace
+    Call("authentication.k8s.io", "tokenreviews", "create"),  # KubeAuthorizer: who scrapes /metrics
+    Call("authorization.k8s.io", "subjectaccessreviews", "create"),  # ... and may they
 ]
 IN_OPERATOR_NAMESPACE = [
     Call("", "secrets", "get", SECRET),  # Manager._read_secret: the S3 profile's keys
@@ -84,7 +86,7 @@ def grants(rules: list[dict[str, Any]], call: Call) -> bool:
 
 
 def rules_of(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    (role,) = [d for d in docs if d["kind"] == kind]
+    (role,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == OPERATOR_NAME]
     out: list[dict[str, Any]] = role["rules"]
     return out
 
@@ -172,7 +174,7 @@ def rbac_pair(clusters: dict[str, Cluster], namespace: str, private_env: Callabl
             pair.simulators[name] = harness.simulator_process(name, c.kubeconfig, env.s3_config_file(), tmp_path,
                                                               timing)
             pair.operators[name] = harness.operator_process(name, as_operator[name].kubeconfig, tmp_path, timing,
-                                                            extra=["--leader-elect"])
+                                                            extra=["--leader-elect", "--watch-namespace", namespace])
         for p in (*pair.simulators.values(), *pair.operators.values()):
             p.start()
         yield pair, as_operator
