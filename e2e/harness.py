@@ -51,8 +51,12 @@ def _upsert(create: Callable[[], Any], replace: Callable[[str], Any], read: Call
 
 
 def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", scheduling_interval: str = "1m",
-                      auto_failover_after: str | None = None) -> None:
-    """CRDs, the operator's namespace, S3 Secret and ConfigMap, both DRClusters and the DRPolicy."""
+                      auto_failover_after: str | None = None, peer_kubeconfigs: dict[str, Path] | None = None) -> None:
+    """CRDs, the operator's namespace, S3 Secret and ConfigMap, both DRClusters and the DRPolicy.
+
+    `peer_kubeconfigs` (cluster name -> kubeconfig) gives those DRClusters a peerEndpoint, with the
+    kubeconfig in a Secret, so this cluster's operator can nudge theirs.
+    """
     install_crds(c.api, OUR_CRDS + EXTERNAL_CRDS)
     try:
         c.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=OPERATOR_NS)))
@@ -87,12 +91,28 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
     for name in ("drcluster-east.yaml", "drcluster-west.yaml"):
         dc = load_example(name)
         dc["spec"].pop("peerEndpoint", None)
+        peer_kubeconfig = (peer_kubeconfigs or {}).get(dc["metadata"]["name"])
+        if peer_kubeconfig is not None:
+            dc["spec"]["peerEndpoint"] = _peer_endpoint(c, dc["metadata"]["name"], peer_kubeconfig)
         _apply_cluster_scoped(c, "drclusters", dc)
     pol = load_example("drpolicy.yaml")
     pol["spec"]["schedulingInterval"] = scheduling_interval
     if auto_failover_after:
         pol["spec"]["autoFailover"] = {"enabled": True, "after": auto_failover_after}
     _apply_cluster_scoped(c, "drpolicies", pol)
+
+
+def _peer_endpoint(c: Cluster, peer: str, kubeconfig: Path) -> dict[str, Any]:
+    """Store the peer's kubeconfig in a Secret on `c`; return the DRCluster peerEndpoint naming it."""
+    name = f"{peer}-kubeconfig"
+    secret = client.V1Secret(metadata=client.V1ObjectMeta(name=name, namespace=OPERATOR_NS),
+                             data={"kubeconfig": base64.b64encode(kubeconfig.read_bytes()).decode()})
+    _upsert(lambda: c.core.create_namespaced_secret(OPERATOR_NS, secret),
+            lambda rv: c.core.replace_namespaced_secret(name, OPERATOR_NS, _with_rv(secret, rv)),
+            lambda: c.core.read_namespaced_secret(name, OPERATOR_NS))
+    cfg = yaml.safe_load(kubeconfig.read_text())
+    return {"apiServer": cfg["clusters"][0]["cluster"]["server"],
+            "secretRef": {"name": name, "namespace": OPERATOR_NS}}
 
 
 def _with_rv(obj: Any, rv: str) -> Any:

@@ -84,6 +84,9 @@ class InstallOptions:
     peer_cidrs: tuple[str, ...] = ()
     peer_poll_interval: str = "30s"
     heartbeat_interval: str = "60s"
+    # Optional direct nudges: the peer's API server and a Secret (key `kubeconfig`) to reach it.
+    peer_api_server: str | None = None
+    peer_kubeconfig_secret: str | None = None
     credentials: Credentials | None = field(default=None, repr=False)
 
 
@@ -122,7 +125,8 @@ CLUSTER_RULES: tuple[Rule, ...] = (
 
 def namespace_rules(options: InstallOptions) -> tuple[Rule, ...]:
     """What the operator touches in its own namespace, by name wherever RBAC allows it."""
-    secrets = tuple(dict.fromkeys(n for n in (options.s3_secret_name, options.hmac_secret_name) if n))
+    secrets = tuple(dict.fromkeys(n for n in (options.s3_secret_name, options.hmac_secret_name,
+                                              options.peer_kubeconfig_secret) if n))
     return (
         Rule(("",), ("secrets",), ("get",), secrets),
         Rule(("",), ("configmaps",), ("get",), (CONFIGMAP_NAME,)),
@@ -152,7 +156,14 @@ def validate(o: InstallOptions) -> None:
     _check(bool(_PRINTABLE.match(o.s3_region)), "--s3-region", o.s3_region, "must be a non-empty word")
     _check(len(o.s3_profile) <= 253 and bool(_PRINTABLE.match(o.s3_profile)), "--s3-profile", o.s3_profile,
            "must be non-empty, without spaces, at most 253 characters")
-    for opt, name in (("--s3-secret-name", o.s3_secret_name), ("--hmac-secret-name", o.hmac_secret_name)):
+    _check((o.peer_api_server is None) == (o.peer_kubeconfig_secret is None), "--peer-api-server",
+           o.peer_api_server, "goes with --peer-kubeconfig-secret (both or neither)")
+    if o.peer_api_server is not None:
+        api = urlparse(o.peer_api_server)
+        _check(api.scheme == "https" and bool(api.hostname), "--peer-api-server", o.peer_api_server,
+               "must be an https:// URL")
+    for opt, name in (("--s3-secret-name", o.s3_secret_name), ("--hmac-secret-name", o.hmac_secret_name),
+                      ("--peer-kubeconfig-secret", o.peer_kubeconfig_secret)):
         if name is not None:
             _check(len(name) <= 253 and bool(_DNS_SUBDOMAIN.match(name)), opt, name,
                    "must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.')")
@@ -276,8 +287,12 @@ def render_install(options: InstallOptions) -> str:
     if options.credentials is not None:
         creds = {"access_key_id": base64.b64encode(options.credentials.access_key_id.encode()).decode(),
                  "secret_access_key": base64.b64encode(options.credentials.secret_access_key.encode()).decode()}
-    clusters = [{"name": options.cluster_name, "cidrs": list(options.cidrs)},
-                {"name": options.peer, "cidrs": list(options.peer_cidrs)}]
+    peer_endpoint = None
+    if options.peer_api_server and options.peer_kubeconfig_secret:
+        peer_endpoint = {"apiServer": options.peer_api_server,
+                         "secretRef": {"name": options.peer_kubeconfig_secret, "namespace": options.namespace}}
+    clusters = [{"name": options.cluster_name, "cidrs": list(options.cidrs), "peer_endpoint": None},
+                {"name": options.peer, "cidrs": list(options.peer_cidrs), "peer_endpoint": peer_endpoint}]
     text = env.get_template("bundle.yaml.j2").render(
         o=options,
         version=__version__,

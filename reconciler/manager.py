@@ -20,6 +20,7 @@ from reconciler.config import OperatorConfig
 from reconciler.controllers.drcluster import DRClusterController
 from reconciler.controllers.drcontrol import DRControlController, utc_now
 from reconciler.controllers.drpolicy import DRPolicyController
+from reconciler.controllers.nudge import PeerNudger
 from reconciler.controllers.peering import PeeringRegistry, PeeringSettings, profile_store_factory
 from reconciler.install import LEASE_NAME
 from reconciler.kube import (
@@ -96,10 +97,11 @@ class Manager:
             ref = config.webhook.secret
             key = self._secret_value(ref.namespace, ref.name, "hmacKey") if ref else None
             self.notifier = WebhookNotifier(config.webhook.url, key, options.cluster_name)
+        self.nudger = PeerNudger(self.cache, self._read_secret)
         self.drcontrol = DRControlController(
             options.cluster_name, self.client, self.cache, self.applier, self.events, self.peerings,
             poll_interval=options.poll_interval, now=utc_now, namespaces=options.watch_namespaces or (None,),
-            on_ready_change=self.notifier.notify if self.notifier else None)
+            on_ready_change=self.notifier.notify if self.notifier else None, nudge=self.nudger.nudge)
         self.drpolicy = DRPolicyController(options.cluster_name, self.cache, self.applier, self.peerings,
                                            now=lambda: datetime.now(UTC))
         self.drcluster = DRClusterController(options.cluster_name, self.client, self.cache, self.applier,
@@ -246,6 +248,7 @@ class Manager:
         try:
             self._run()
         finally:
+            self.nudger.stop()
             if self.notifier:
                 self.notifier.stop(5.0)
 

@@ -48,6 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="render that Secret from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
     p.add_argument("--hmac-secret-name", default=None,
                    help="Secret (key hmacKey) that signs coordination objects; the same on both clusters")
+    p.add_argument("--peer-api-server", default=None,
+                   help="https URL of the peer's API server, to nudge its operator after coordination writes")
+    p.add_argument("--peer-kubeconfig-secret", default=None,
+                   help="Secret (key kubeconfig) with credentials that may patch DRControls on the peer")
     p.add_argument("--namespace", default=d.namespace, help=f"operator namespace (default {d.namespace})")
     p.add_argument("--image", default=DEFAULT_IMAGE, help=f"operator image (default {DEFAULT_IMAGE})")
     p.add_argument("--replicas", type=int, default=d.replicas, help="operator replicas, 1 to 3 (leader elected)")
@@ -81,6 +85,8 @@ def options_from_args(args: argparse.Namespace) -> InstallOptions:
         with_policy=args.with_policy,
         replicas=args.replicas,
         hmac_secret_name=args.hmac_secret_name,
+        peer_api_server=args.peer_api_server,
+        peer_kubeconfig_secret=args.peer_kubeconfig_secret,
         cidrs=args.cidrs,
         peer_cidrs=args.peer_cidrs,
         peer_poll_interval=args.peer_poll_interval,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.api import DRCLUSTER, DRCONTROL, DRPOLICY, NETWORKFENCE, VRG
+from reconciler.controllers.nudge import NUDGE_ANNOTATION
 from reconciler.controllers.peering import Peering, PeeringError, PeeringRegistry
 from reconciler.durations import parse_duration
 from reconciler.kube import Applier, Cache, EventRecorder, KubeClient, Obj, Result, split_key
@@ -58,6 +59,9 @@ class DRControlController:
     on_ready_change: Callable[[Obj, bool], None] | None = None
     # The namespaces watched (None: all).
     namespaces: tuple[str | None, ...] = (None,)
+    # Called with (peer, namespace, name) after writing something the peer waits on.
+    nudge: Callable[[str, str, str], None] | None = None
+    _nudges_seen: dict[AppKey, str] = field(default_factory=dict)
     _own_intents: dict[AppKey, DRIntent | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -162,6 +166,8 @@ class DRControlController:
                 peering_problem = str(e)
         if (drc["metadata"].get("deletionTimestamp")):
             return self._delete(drc, app, peering)
+        if peering is not None:
+            self._take_nudge(drc, app, peering)
 
         for _ in range(MAX_REPLANS):
             if peering is not None:
@@ -183,9 +189,22 @@ class DRControlController:
             p = plan(inp)
             if not p.coordination or peering is None:
                 break
-            if not self._coordinate(peering, app, p, rec):
+            if self._coordinate(peering, app, p, rec):
+                self._nudge(peering, app)
+            else:
                 peering.reader.invalidate()
         return self._apply(drc, app, p, peering)
+
+    def _take_nudge(self, drc: Obj, app: AppKey, peering: Peering) -> None:
+        """A new nudge from the peer: its S3 objects changed, so read them now rather than from cache."""
+        token = (drc["metadata"].get("annotations") or {}).get(NUDGE_ANNOTATION)
+        if token and self._nudges_seen.get(app) != token:
+            self._nudges_seen[app] = token
+            peering.reader.invalidate()
+
+    def _nudge(self, peering: Peering, app: AppKey) -> None:
+        if self.nudge is not None:
+            self.nudge(peering.peer, app.namespace, app.name)
 
     def _coordinate(self, peering: Peering, app: AppKey, p: Plan, rec: Record[DRState] | None) -> bool:
         """Perform the plan's coordination writes; False when the store refused or failed (re-plan)."""
@@ -230,7 +249,8 @@ class DRControlController:
                 p.requeue_after = min(p.requeue_after or self.poll_interval, self.poll_interval)
         if p.publish is not None and peering is not None:
             try:
-                peering.coordinator.write_cluster_status(app, p.publish)
+                if peering.coordinator.write_cluster_status(app, p.publish):
+                    self._nudge(peering, app)
             except S3PeerError as e:
                 log.warning("could not publish cluster-status: %s", e, extra={"key": _k(app)})
         before = _ready(drc)

@@ -246,3 +246,31 @@ def test_dockerfile_essentials() -> None:
     assert user[-1].split(":")[0] == str(pod["securityContext"]["runAsUser"])
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore and "!reconciler/" in ignore
+
+
+def test_peer_endpoint_is_rendered_with_read_access_to_its_secret() -> None:
+    from reconciler.install import InstallOptions, documents, render_install
+
+    opts = InstallOptions("east", "west", "https://s3.example.com", peer_api_server="https://api.west:6443",
+                          peer_kubeconfig_secret="west-kubeconfig", include_crds=False)
+    docs = documents(render_install(opts))
+    west = next(d for d in docs if d["kind"] == "DRCluster" and d["metadata"]["name"] == "west")
+    assert west["spec"]["peerEndpoint"] == {"apiServer": "https://api.west:6443",
+                                            "secretRef": {"name": "west-kubeconfig", "namespace": "ramen-system"}}
+    east = next(d for d in docs if d["kind"] == "DRCluster" and d["metadata"]["name"] == "east")
+    assert "peerEndpoint" not in east["spec"]
+    role = next(d for d in docs if d["kind"] == "Role")
+    secret_rule = next(r for r in role["rules"] if r["resources"] == ["secrets"])
+    assert "west-kubeconfig" in secret_rule["resourceNames"]
+
+
+def test_peer_endpoint_needs_both_options_and_https() -> None:
+    import pytest
+
+    from reconciler.install import InstallError, InstallOptions, render_install
+
+    with pytest.raises(InstallError, match="--peer-kubeconfig-secret"):
+        render_install(InstallOptions("east", "west", "https://s3.example.com", peer_api_server="https://a:6443"))
+    with pytest.raises(InstallError, match="https"):
+        render_install(InstallOptions("east", "west", "https://s3.example.com", peer_api_server="http://a:6443",
+                                      peer_kubeconfig_secret="k"))
