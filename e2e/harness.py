@@ -51,11 +51,13 @@ def _upsert(create: Callable[[], Any], replace: Callable[[str], Any], read: Call
 
 
 def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", scheduling_interval: str = "1m",
-                      auto_failover_after: str | None = None, peer_kubeconfigs: dict[str, Path] | None = None) -> None:
+                      auto_failover_after: str | None = None, peer_kubeconfigs: dict[str, Path] | None = None,
+                      hmac_key: bytes | None = None) -> None:
     """CRDs, the operator's namespace, S3 Secret and ConfigMap, both DRClusters and the DRPolicy.
 
     `peer_kubeconfigs` (cluster name -> kubeconfig) gives those DRClusters a peerEndpoint, with the
-    kubeconfig in a Secret, so this cluster's operator can nudge theirs.
+    kubeconfig in a Secret, so this cluster's operator can nudge theirs. `hmac_key` makes the
+    operator sign every coordination object and refuse unsigned ones.
     """
     install_crds(c.api, OUR_CRDS + EXTERNAL_CRDS)
     try:
@@ -70,7 +72,7 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
     _upsert(lambda: c.core.create_namespaced_secret(OPERATOR_NS, secret),
             lambda rv: c.core.replace_namespaced_secret("s3-secret", OPERATOR_NS, _with_rv(secret, rv)),
             lambda: c.core.read_namespaced_secret("s3-secret", OPERATOR_NS))
-    ramen_config = {
+    ramen_config: dict[str, Any] = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "RamenConfig",
         "s3StoreProfiles": [{
@@ -82,6 +84,14 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
         }],
         "p2p": {"keyPrefix": key_prefix},
     }
+    if hmac_key is not None:
+        hmac_secret = client.V1Secret(metadata=client.V1ObjectMeta(name="coordination-hmac", namespace=OPERATOR_NS),
+                                      data={"hmacKey": base64.b64encode(hmac_key).decode()})
+        _upsert(lambda: c.core.create_namespaced_secret(OPERATOR_NS, hmac_secret),
+                lambda rv: c.core.replace_namespaced_secret("coordination-hmac", OPERATOR_NS,
+                                                            _with_rv(hmac_secret, rv)),
+                lambda: c.core.read_namespaced_secret("coordination-hmac", OPERATOR_NS))
+        ramen_config["p2p"]["hmacSecretRef"] = {"name": "coordination-hmac"}
     cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="ramen-dr-cluster-operator-config",
                                                          namespace=OPERATOR_NS),
                             data={"ramen_manager_config.yaml": yaml.safe_dump(ramen_config)})

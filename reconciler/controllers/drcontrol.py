@@ -22,6 +22,7 @@ from reconciler.controllers.peering import Peering, PeeringError, PeeringRegistr
 from reconciler.durations import parse_duration
 from reconciler.kube import Applier, Cache, EventRecorder, KubeClient, Obj, Result, split_key
 from reconciler.kube.errors import ApiError
+from reconciler.kube.patch import replacing
 from reconciler.plan.drcontrol import FINALIZER, Claim, Plan, Transition, WriteIntent, plan
 from reconciler.plan.inputs import Coordination, CoordinationError, PlanInput, PolicyView, VRGView
 from reconciler.s3peer import (
@@ -254,7 +255,8 @@ class DRControlController:
             except S3PeerError as e:
                 log.warning("could not publish cluster-status: %s", e, extra={"key": _k(app)})
         before = _ready(drc)
-        written = self.applier.apply_status(DRCONTROL, live, p.status).obj
+        # The planner owns the whole status: what it dropped (an old lastAction field) must go.
+        written = self.applier.apply_status(DRCONTROL, live, replacing(live.get("status"), p.status)).obj
         for ev in p.events:
             self.events.event(written, ev.type, ev.reason, ev.message)
         after = _ready({"status": p.status})

@@ -37,6 +37,21 @@ def merge(base: Any, overlay: Any) -> Any:
     return out
 
 
+def replacing(old: Any, new: Any) -> Any:
+    """A merge overlay that turns `old` into exactly `new`: keys `new` lacks become None (removed).
+
+    Merge patches only add and change; for a sub-object the caller owns whole, this states
+    the removals too. `new` None removes the whole value.
+    """
+    if not isinstance(new, dict) or not isinstance(old, dict):
+        return copy.deepcopy(new)
+    out: dict[str, Any] = {k: replacing(old.get(k), v) for k, v in new.items()}
+    for k in old:
+        if k not in new:
+            out[k] = None
+    return out
+
+
 def _without_nones(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_nones(v) for k, v in value.items() if v is not None}

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.kube.patch import replacing
 from reconciler.plan.inputs import PRIMARY, SECONDARY, PlanInput, VRGView, dig
 from reconciler.plan.status import Event, StatusBuilder
 from reconciler.s3peer.drstate import STATE_ROLLBACK_REASON, SeenState, check_rollback
@@ -193,7 +194,12 @@ def _needs_final_sync(inp: PlanInput) -> bool:
 def desired_vrg(
     inp: PlanInput, state: str, action: str = "", prepare_final_sync: bool = False, run_final_sync: bool = False
 ) -> dict[str, Any]:
-    """The VRG Ramen expects, built on the live object so fields owned by others survive."""
+    """The VRG Ramen expects, built on the live object so fields owned by others survive.
+
+    The applier reads it as a merge patch over the live VRG, so every field we own is
+    stated: what we no longer want is None (removed), and each owned sub-object replaces
+    the live one whole (a dropped selector label or final-sync flag must not linger).
+    """
     drc = inp.drcontrol
     name, ns = dig(drc, "metadata", "name"), dig(drc, "metadata", "namespace")
     vrg_spec: Mapping[str, Any] = dig(drc, "spec", "vrgSpec") or {}
@@ -205,36 +211,30 @@ def desired_vrg(
     live.pop("status", None)  # the VRG controller owns the status; never write it back
     meta = live.setdefault("metadata", {})
     meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY
-    spec: dict[str, Any] = dict(live.get("spec") or {})
-    spec["replicationState"] = state
-    spec["pvcSelector"] = copy.deepcopy(vrg_spec.get("pvcSelector") or {})
-    spec["s3Profiles"] = list(vrg_spec.get("s3Profiles") or [])
-    if vrg_spec.get("replicationType", "async") == "sync":
-        spec.pop("async", None)
-        spec["sync"] = {}
-    else:
-        spec.pop("sync", None)
-        async_block: dict[str, Any] = {"schedulingInterval": inp.policy.scheduling_interval}
+    sync = vrg_spec.get("replicationType", "async") == "sync"
+    async_block: dict[str, Any] | None = None
+    if not sync:
+        async_block = {"schedulingInterval": inp.policy.scheduling_interval}
         if inp.policy.replication_class_selector:
             async_block["replicationClassSelector"] = copy.deepcopy(dict(inp.policy.replication_class_selector))
         if inp.policy.volume_snapshot_class_selector:
             async_block["volumeSnapshotClassSelector"] = copy.deepcopy(
                 dict(inp.policy.volume_snapshot_class_selector))
-        spec["async"] = async_block
-    for passthrough in ("volSync", "kubeObjectProtection"):
-        if passthrough in vrg_spec:
-            spec[passthrough] = copy.deepcopy(vrg_spec[passthrough])
-        else:
-            spec.pop(passthrough, None)
-    if action:
-        spec["action"] = action
-    else:
-        spec.pop("action", None)
-    for flag, on in (("prepareForFinalSync", prepare_final_sync), ("runFinalSync", run_final_sync)):
-        if on:
-            spec[flag] = True
-        else:
-            spec.pop(flag, None)
+    owned: dict[str, Any] = {
+        "replicationState": state,
+        "pvcSelector": copy.deepcopy(vrg_spec.get("pvcSelector") or {}),
+        "s3Profiles": list(vrg_spec.get("s3Profiles") or []),
+        "sync": {} if sync else None,
+        "async": async_block,
+        "volSync": copy.deepcopy(vrg_spec.get("volSync")),
+        "kubeObjectProtection": copy.deepcopy(vrg_spec.get("kubeObjectProtection")),
+        "action": action or None,
+        "prepareForFinalSync": True if prepare_final_sync else None,
+        "runFinalSync": True if run_final_sync else None,
+    }
+    spec: dict[str, Any] = dict(live.get("spec") or {})
+    for key, value in owned.items():
+        spec[key] = replacing(spec.get(key), value)
     live["spec"] = spec
     return live
 

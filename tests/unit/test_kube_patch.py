@@ -88,3 +88,13 @@ def test_creation_body_drops_status_when_a_subresource_owns_it() -> None:
     desired = {"metadata": {"name": "w", "resourceVersion": "3", "labels": {"x": None}}, "spec": {}, "status": {"a": 1}}
     assert creation_body(desired, status_subresource=True) == {"metadata": {"name": "w", "labels": {}}, "spec": {}}
     assert "status" in creation_body(desired, status_subresource=False)
+
+
+def test_replacing_states_the_removals_a_merge_patch_needs() -> None:
+    from reconciler.kube.patch import merge, replacing
+
+    old = {"a": 1, "sel": {"matchLabels": {"x": "1", "y": "2"}}, "gone": True}
+    new = {"a": 2, "sel": {"matchLabels": {"x": "1"}}}
+    assert merge(old, replacing(old, new)) == new
+    assert replacing(old, None) is None
+    assert replacing(None, {"k": 1}) == {"k": 1}

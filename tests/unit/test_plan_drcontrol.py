@@ -131,14 +131,14 @@ def test_primary_named_in_dr_state_gets_a_primary_vrg_with_policy_settings() -> 
     assert p.vrg is not None
     assert p.vrg["spec"]["async"] == {"schedulingInterval": "5m"}
     assert p.vrg["spec"]["pvcSelector"] == {"matchLabels": {"app": "busybox"}}
-    assert "action" not in p.vrg["spec"]  # Initial claims carry no VRG action
+    assert p.vrg["spec"]["action"] is None  # Initial claims carry no VRG action
     assert cond(p, "ReadyForApplication")["reason"] == "WaitingForVRG"
     assert p.status["currentPrimary"] == "east" and p.status["generation"] == 1
 
 
 def test_sync_policy_gives_a_sync_block() -> None:
     p = plan(inp("east", drc(sync=True), co=state("east", 1), interval=""))
-    assert p.vrg is not None and p.vrg["spec"]["sync"] == {} and "async" not in p.vrg["spec"]
+    assert p.vrg is not None and p.vrg["spec"]["sync"] == {} and p.vrg["spec"]["async"] is None
 
 
 def test_ready_for_application_only_on_primary_with_ready_vrg() -> None:
@@ -297,7 +297,7 @@ def test_relocate_runs_the_final_sync_in_order_then_demotes_then_releases() -> N
     d = drc(action="Relocate", target="west", volsync=True)
     p1 = plan(inp("east", d, v=PRIMARY_READY, co=relocating()))
     assert p1.vrg is not None and p1.vrg["spec"]["prepareForFinalSync"] is True
-    assert "runFinalSync" not in p1.vrg["spec"] and vrg_state(p1) == "primary"
+    assert p1.vrg["spec"]["runFinalSync"] is None and vrg_state(p1) == "primary"
     assert cond(p1, "ReadyForApplication")["reason"] == "Relocating"
 
     v2 = vrg("primary", "Primary", prepare_done=True)
@@ -434,3 +434,21 @@ def test_replication_type_must_match_the_policy() -> None:
     assert p.vrg is None
     assert cond(p, "Stalled")["reason"] == "ReplicationTypeMismatch"
     assert "needs sync" in cond(p, "Stalled")["message"]
+
+
+def test_fields_no_longer_wanted_are_removed_from_the_live_vrg() -> None:
+    """The applier merges the desired VRG over the live one: removals must be explicit."""
+    from reconciler.kube.patch import main_patch, merge, spec_part
+
+    live = vrg("secondary", "Secondary")
+    assert live.live is not None
+    old = {**live.live, "spec": {**live.live["spec"], "prepareForFinalSync": True, "runFinalSync": True,
+                                 "action": "Relocate", "volSync": {"disabled": False},
+                                 "pvcSelector": {"matchLabels": {"app": "busybox", "tier": "old"}}}}
+    p = plan(inp("east", v=VRGView(old), co=state("east", 3, "Failover")))
+    assert p.vrg is not None and main_patch(old, p.vrg)
+    result = merge({k: v for k, v in old.items() if k != "status"}, spec_part(p.vrg))["spec"]
+    assert result["replicationState"] == "primary" and result["action"] == "Failover"
+    for gone in ("prepareForFinalSync", "runFinalSync", "volSync"):
+        assert gone not in result, gone
+    assert result["pvcSelector"] == {"matchLabels": {"app": "busybox"}}
