@@ -56,8 +56,12 @@ Decisions where protocol.md is silent
   A failed poll changes nothing: staleness is never judged from our own outage.
 - Snapshots are cached for the poll interval; a failed poll is cached for 5 s
   so a storm of reconciles during an outage does not hammer S3.
-- Peer cluster-status objects are authoritative: if one's hash differs from
-  the digest (object written, digest not yet), the object is used.
+- The digest is what a cluster has said: a peer cluster-status or intent whose
+  content differs from its digest entry (object written, digest not yet) is not
+  used until the digest catches up. A writer reads its own published state from
+  its digest too, so the two sides never disagree about, say, a release.
+- Time during which our polls fail does not count as the peer's silence: after
+  an outage the peer is judged stale only once staleAfter has passed in sight.
 """
 
 from reconciler.s3peer.drstate import (

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cachetools import TLRUCache
@@ -149,6 +149,7 @@ class _State:
     statuses: dict[AppKey, _Cached] = field(default_factory=dict)
     intents: dict[AppKey, _Cached] = field(default_factory=dict)
     storage_classes: _Cached | None = None
+    blind: bool = False  # the last poll failed
 
 
 class PeerReader:
@@ -221,10 +222,19 @@ class PeerReader:
         st = self._state
         requests = 0
         # Both reads must succeed before anything is updated, so a failed poll changes nothing.
-        h_obj = self._get(self.keys.health(self.peer), st.health_etag)
-        d_obj = self._get(self.keys.digest(self.peer), st.digest_etag)
+        try:
+            h_obj = self._get(self.keys.health(self.peer), st.health_etag)
+            d_obj = self._get(self.keys.digest(self.peer), st.digest_etag)
+        except S3PeerError:
+            st.blind = True
+            raise
         requests += 2
         now = self._mono()
+        if st.blind:
+            # Time we could not see S3 is not silence of the peer: after an outage (which hits
+            # both clusters of a shared bucket) the peer gets a full staleAfter to be heard.
+            st.track = replace(st.track, changed_at=max(st.track.changed_at, now))
+            st.blind = False
 
         if isinstance(h_obj, StoredObject):
             try:
@@ -268,9 +278,13 @@ class PeerReader:
 
         results = self._fetch_all(jobs)
         requests += len(jobs)
-        for (kind, app, _want), cached in zip(jobs, results, strict=True):
+        for (kind, app, want), cached in zip(jobs, results, strict=True):
             table = st.statuses if kind == "status" else st.intents
             prev = table.get(app)
+            if isinstance(cached.value, Record) and cached.hash != want:
+                # Written but not yet in the digest: not published. The writer reads its own state
+                # from its digest, so both sides agree on what was said (a release, say).
+                continue
             if cached.value is None:
                 table.pop(app, None)
             else:

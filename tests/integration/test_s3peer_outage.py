@@ -76,3 +76,23 @@ def test_server_stop_gives_unreachable_then_recovers(private_env: Callable[[list
     assert not snap.health.stale and snap.health.sequence == 2
     fo = west.transition(APP, current, Action.FAILOVER)
     assert fo.won and fo.current is not None and fo.current.value.generation == 2
+
+
+def test_time_blind_during_an_outage_is_not_counted_as_peer_silence(
+        private_env: Callable[[list[str]], LocalEnv]) -> None:
+    env = private_env([])
+    store = ObjectStore.from_settings(env.s3, FAST)
+    clock = Clock()
+    writer = Coordinator(store, "east")
+    reader = PeerReader(store, "east", stale_after=180, poll_interval=30, monotonic=clock)
+    writer.heartbeat(operator_version="v")
+    assert not reader.poll().health.stale
+    env.stop("s3")
+    clock.t += 600  # ten minutes of outage: nobody could write or read heartbeats
+    with pytest.raises(Unreachable):
+        reader.poll()
+    env.start("s3")
+    back = reader.poll().health
+    assert not back.stale, "our own outage was read as the peer's silence"
+    clock.t += 181
+    assert reader.poll().health.stale, "a peer silent for staleAfter in sight is stale"

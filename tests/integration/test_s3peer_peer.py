@@ -308,3 +308,18 @@ def test_ramen_vrg_metadata_is_read_as_the_vrg_controller_wrote_it(east: Coordin
                                           east.keys.pvc_metadata(APP, "shop", "data"): pvc}
     assert east.read_vrg_metadata(AppKey("shop", "none")) is None
 
+
+
+def test_a_status_not_yet_in_the_digest_is_not_taken(east: Coordinator, reader: PeerReader, s3: Any,
+                                                      east_store: tuple[ObjectStore, Counter[str]]) -> None:
+    east.write_cluster_status(APP, ClusterStatus(Role.PRIMARY, 1))
+    assert reader.poll().status(APP) is not None
+    # The writer crashed between the object and its digest: the object says more than the digest.
+    data, _ = encode(Kind.CLUSTER_STATUS, "east", ClusterStatus(Role.SECONDARY_READY, 1).to_body(),
+                     now=datetime.now(UTC))
+    east_store[0].put(east.keys.cluster_status(APP, "east"), data)
+    rec = reader.poll().status(APP)
+    assert rec is not None and rec.value.role == Role.PRIMARY, "a status the digest does not vouch for was used"
+    east.write_cluster_status(APP, ClusterStatus(Role.SECONDARY_READY, 1))  # the digest catches up
+    rec = reader.poll().status(APP)
+    assert rec is not None and rec.value.role == Role.SECONDARY_READY
