@@ -101,7 +101,8 @@ class Manager:
         self.drcontrol = DRControlController(
             options.cluster_name, self.client, self.cache, self.applier, self.events, self.peerings,
             poll_interval=options.poll_interval, now=utc_now, namespaces=options.watch_namespaces or (None,),
-            on_ready_change=self.notifier.notify if self.notifier else None, nudge=self.nudger.nudge)
+            on_ready_change=self.notifier.notify if self.notifier else None, nudge=self.nudger.nudge,
+            heartbeat_ok=lambda: self._last_heartbeat_ok)
         self.drpolicy = DRPolicyController(options.cluster_name, self.cache, self.applier, self.peerings,
                                            now=lambda: datetime.now(UTC))
         self.drcluster = DRClusterController(options.cluster_name, self.client, self.cache, self.applier,
@@ -196,11 +197,14 @@ class Manager:
         ok = True
         for coord in self.peerings.coordinators():
             try:
-                coord.write_storage_classes(classes)
                 coord.heartbeat(operator_version=__version__, ready=self.cache.has_synced())
             except S3PeerError as e:
                 ok = False
                 log.warning("heartbeat failed: %s", e)
+            try:  # separate: a problem with one key must not silence the heartbeat
+                coord.write_storage_classes(classes)
+            except S3PeerError as e:
+                log.warning("publishing storage classes failed: %s", e)
         self._last_heartbeat_ok = ok
 
     def poll_peers(self) -> None:

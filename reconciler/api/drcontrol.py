@@ -227,7 +227,7 @@ class DRControlStatus:
     phase: str | None = None
     current_primary: str | None = None
     generation: int | None = None  # of dr-state: the highest this cluster has seen
-    handled_action_generation: int | None = None  # metadata.generation whose spec.action is done
+    handled_action: dict[str, Any] | None = None  # the finished spec action (action, targetCluster)
     peer_status: PeerStatus | None = None
     last_action: LastAction | None = None
     conditions: list[Condition] = field(default_factory=list)
@@ -241,7 +241,7 @@ class DRControlStatus:
             phase=f.string("phase"),
             current_primary=f.string("currentPrimary"),
             generation=f.integer("generation", minimum=0),
-            handled_action_generation=f.integer("handledActionGeneration", minimum=0),
+            handled_action=f.raw_object("handledAction"),
             peer_status=f.nested("peerStatus", PeerStatus.from_dict),
             last_action=f.nested("lastAction", LastAction.from_dict),
             conditions=parse_conditions(f),
@@ -255,7 +255,7 @@ class DRControlStatus:
             phase=self.phase,
             currentPrimary=self.current_primary,
             generation=self.generation,
-            handledActionGeneration=self.handled_action_generation,
+            handledAction=self.handled_action,
             peerStatus=None if self.peer_status is None else self.peer_status.to_dict(),
             lastAction=None if self.last_action is None else self.last_action.to_dict(),
             conditions=emit_conditions(self.conditions),

@@ -23,7 +23,7 @@ from reconciler.durations import parse_duration
 from reconciler.kube import Applier, Cache, EventRecorder, KubeClient, Obj, Result, split_key
 from reconciler.kube.errors import ApiError
 from reconciler.kube.patch import replacing
-from reconciler.plan.drcontrol import FINALIZER, Claim, Plan, Transition, WriteIntent, plan
+from reconciler.plan.drcontrol import FINALIZER, Claim, Plan, Transition, WithdrawIntent, WriteIntent, plan
 from reconciler.plan.inputs import Coordination, CoordinationError, PlanInput, PolicyView, VRGView
 from reconciler.s3peer import (
     Action,
@@ -60,6 +60,8 @@ class DRControlController:
     on_ready_change: Callable[[Obj, bool], None] | None = None
     # The namespaces watched (None: all).
     namespaces: tuple[str | None, ...] = (None,)
+    # Whether this cluster's own heartbeat reached S3 lately (automatic failover needs it).
+    heartbeat_ok: Callable[[], bool] = lambda: True
     # Called with (peer, namespace, name) after writing something the peer waits on.
     nudge: Callable[[str, str, str], None] | None = None
     _nudges_seen: dict[AppKey, str] = field(default_factory=dict)
@@ -154,44 +156,51 @@ class DRControlController:
             return None
         assert ns is not None
         app = AppKey(ns, name)
-        policy, _ = self.policy_view(drc)
+        policy, policy_obj = self.policy_view(drc)
         peer = next((c for c in policy.clusters if c != self.cluster), "")
         peering: Peering | None = None
-        peering_problem = ""
-        if policy.found and peer:
-            profile = str(((self.cache.get(DRPOLICY, policy.name) or {}).get("spec") or {})
-                          .get("s3CoordinationProfile") or "")
+        peering_problem = _store_unfit(policy_obj)
+        if policy.found and peer and not peering_problem:
+            profile = str(((policy_obj or {}).get("spec") or {}).get("s3CoordinationProfile") or "")
             try:
                 peering = self.peerings.get(profile, peer)
             except (PeeringError, S3PeerError) as e:
                 peering_problem = str(e)
         if (drc["metadata"].get("deletionTimestamp")):
-            return self._delete(drc, app, peering)
+            return self._delete(drc, app, peering, policy.found)
+        if FINALIZER not in (drc["metadata"].get("finalizers") or []):
+            # Before any coordination write, so a deletion can always clean up what we wrote.
+            drc = self._add_finalizer(drc)
         if peering is not None:
             self._take_nudge(drc, app, peering)
 
+        seen = drc  # what the planner continues from; `drc` stays the live object patches are based on
         for _ in range(MAX_REPLANS):
             if peering is not None:
                 co, rec = self.coordination(peering, app)
             else:
-                co, rec = Coordination(error=CoordinationError("S3Misconfigured", peering_problem)), None
+                reason = "ConditionalWritesUnsupported" if peering_problem.startswith(UNFIT) else "S3Misconfigured"
+                co, rec = Coordination(error=CoordinationError(reason, peering_problem)), None
                 if not policy.found or not peer:
                     co = Coordination()  # the planner reports the policy problem itself
             inp = PlanInput(
                 cluster=self.cluster,
-                drcontrol=drc,
+                drcontrol=seen,
                 policy=policy,
                 vrg=VRGView(self.cache.get(VRG, name, ns)),
                 coordination=co,
                 peer_fenced=self.peer_fenced(peer),
                 now=self.now(),
                 poll_interval=self.poll_interval,
+                local_heartbeat_ok=self.heartbeat_ok(),
             )
             p = plan(inp)
             if not p.coordination or peering is None:
                 break
             if self._coordinate(peering, app, p, rec):
                 self._nudge(peering, app)
+                # The next plan continues from this one (e.g. the action it started), not from the cache.
+                seen = {**drc, "status": p.status}
             else:
                 peering.reader.invalidate()
         return self._apply(drc, app, p, peering)
@@ -221,6 +230,10 @@ class DRControlController:
                     out = coord.transition(app, rec, Action(op.action))
                     log.info("transition to generation %d %s", op.from_generation + 1,
                              "won" if out.won else "lost", extra={"key": _k(app)})
+                elif isinstance(op, WithdrawIntent):
+                    coord.delete_intent(app)
+                    with self._lock:
+                        self._own_intents[app] = None
                 elif isinstance(op, WriteIntent):
                     intent = DRIntent(Action(op.action), op.target, op.base_generation, op.spec_generation,
                                       self.now())
@@ -232,13 +245,14 @@ class DRControlController:
             return False
         return True
 
+    def _add_finalizer(self, drc: Obj) -> Obj:
+        desired = copy.deepcopy(drc)
+        desired["metadata"]["finalizers"] = [*(drc["metadata"].get("finalizers") or []), FINALIZER]
+        desired.pop("status", None)
+        return self.applier.apply(DRCONTROL, desired, drc).obj
+
     def _apply(self, drc: Obj, app: AppKey, p: Plan, peering: Peering | None) -> Result:
         live = drc
-        if p.add_finalizer:
-            desired = copy.deepcopy(drc)
-            desired["metadata"].setdefault("finalizers", []).append(FINALIZER)
-            desired.pop("status", None)
-            live = self.applier.apply(DRCONTROL, desired, drc).obj
         if p.vrg is not None:
             try:
                 self.applier.apply(VRG, p.vrg, self.cache.get(VRG, app.name, app.namespace))
@@ -253,7 +267,9 @@ class DRControlController:
                 if peering.coordinator.write_cluster_status(app, p.publish):
                     self._nudge(peering, app)
             except S3PeerError as e:
+                # The peer may be waiting on this report (a release, an acknowledgement): try again soon.
                 log.warning("could not publish cluster-status: %s", e, extra={"key": _k(app)})
+                p.requeue_after = min(p.requeue_after or self.poll_interval, self.poll_interval)
         before = _ready(drc)
         # The planner owns the whole status: what it dropped (an old lastAction field) must go.
         written = self.applier.apply_status(DRCONTROL, live, replacing(live.get("status"), p.status)).obj
@@ -265,9 +281,14 @@ class DRControlController:
         return Result(requeue_after=p.requeue_after)
 
     # -- deletion -------------------------------------------------------------------
-    def _delete(self, drc: Obj, app: AppKey, peering: Peering | None) -> Result | None:
+    def _delete(self, drc: Obj, app: AppKey, peering: Peering | None, policy_found: bool) -> Result | None:
         if FINALIZER not in (drc["metadata"].get("finalizers") or []):
             return None
+        if peering is None and policy_found:
+            # The coordination store is configured but cannot be reached now: keep the finalizer,
+            # or our S3 keys would outlive the protection and confuse a later one.
+            log.warning("deletion waits for the coordination store", extra={"key": _k(app)})
+            return Result(requeue_after=self.poll_interval)
         vrg = self.cache.get(VRG, app.name, app.namespace)
         if vrg is not None:
             if not vrg["metadata"].get("deletionTimestamp"):
@@ -297,6 +318,18 @@ class DRControlController:
     def keys_for_all(self) -> list[str]:
         return [f"{o['metadata']['namespace']}/{o['metadata']['name']}"
                 for ns in self.namespaces for o in self.cache.list(DRCONTROL, ns)]
+
+
+UNFIT = "the coordination store failed the capability probe"
+
+
+def _store_unfit(policy: Obj | None) -> str:
+    """Why the policy's store must not be used for CAS (the DRPolicy probe said so), or ""."""
+    for c in ((policy or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Validated" and c.get("status") == "False" \
+                and c.get("reason") == "ConditionalWritesUnsupported":
+            return f"{UNFIT}: {c.get('message', '')}"
+    return ""
 
 
 def _k(app: AppKey) -> str:

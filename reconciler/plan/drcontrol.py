@@ -84,7 +84,12 @@ class WriteIntent:
     spec_generation: int
 
 
-CoordinationOp = Claim | Transition | WriteIntent
+@dataclass(frozen=True)
+class WithdrawIntent:
+    """Delete this cluster's dr-intent."""
+
+
+CoordinationOp = Claim | Transition | WriteIntent | WithdrawIntent
 
 
 @dataclass
@@ -98,7 +103,6 @@ class Plan:
     status: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None
-    add_finalizer: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,21 +142,28 @@ def _peer_of(inp: PlanInput) -> str:
 
 
 def _spec_action(inp: PlanInput) -> ActiveAction | None:
-    """The action in this cluster's spec, unless this spec generation already finished it."""
+    """The action in this cluster's spec, unless it was already finished.
+
+    Finished is remembered by content (status.handledAction): an unrelated spec edit must
+    not re-arm an old Failover. Clearing the action forgets it, so clear-then-set issues
+    the same action again.
+    """
     drc = inp.drcontrol
     action = dig(drc, "spec", "action") or ""
     if not action:
         return None
+    target = str(dig(drc, "spec", "targetCluster") or "")
     gen = _generation(drc)
+    handled = dig(drc, "status", "handledAction") or {}
     last = dig(drc, "status", "lastAction") or {}
-    # lastAction may since describe an action the peer asked for; the handled mark survives that.
-    if dig(drc, "status", "handledActionGeneration") == gen or (
+    if (handled.get("action") == action and handled.get("targetCluster") == target) or (
         last.get("specGeneration") == gen
         and last.get("result") in (SUCCEEDED, FAILED)
         and last.get("action") == action
+        and last.get("targetCluster") == target
     ):
         return None
-    return ActiveAction(action, str(dig(drc, "spec", "targetCluster") or ""), "spec", gen)
+    return ActiveAction(action, target, "spec", gen)
 
 
 def effective_action(inp: PlanInput, ds: DRState | None) -> ActiveAction | None:
@@ -161,18 +172,37 @@ def effective_action(inp: PlanInput, ds: DRState | None) -> ActiveAction | None:
         return own
     co = inp.coordination
     peer_intent = co.peer_intent
-    if ds is not None and peer_intent is not None and peer_intent.base_generation == ds.generation:
+    # A peer intent counts at its base generation, unless what it asks for already holds.
+    if (ds is not None and peer_intent is not None and peer_intent.base_generation == ds.generation
+            and peer_intent.target != ds.primary):
         return ActiveAction(str(peer_intent.action), peer_intent.target, "peer")
-    after = inp.policy.auto_failover_after
-    health = co.peer_health
-    if (
-        ds is not None
-        and after is not None
-        and ds.primary == _peer_of(inp)
-        and health.unchanged_for is not None
-        and health.unchanged_for >= after
-    ):
+    if ds is not None and auto_failover_due(inp, ds) == 0:
         return ActiveAction(FAILOVER, inp.cluster, "auto")
+    return None
+
+
+def auto_failover_due(inp: PlanInput, ds: DRState) -> float | None:
+    """Seconds until an automatic failover to this cluster is due (0: now); None when it never is.
+
+    Only a peer that was heard and then fell silent counts, and only while this cluster's own
+    heartbeat is getting through: our own trouble with S3 is not the peer's failure.
+    """
+    after = inp.policy.auto_failover_after
+    health = inp.coordination.peer_health
+    if after is None or ds.primary != _peer_of(inp) or not health.seen or not inp.local_heartbeat_ok:
+        return None
+    return max(0.0, after - health.unchanged_for)
+
+
+def _unfinished(inp: PlanInput, ds: DRState) -> ActiveAction | None:
+    """An action recorded as in progress whose target now holds the role: it is seen through to Succeeded.
+
+    Actions from the peer's intent or from automatic failover have no spec to remind the
+    planner of them once dr-state moved on; lastAction does.
+    """
+    last = dig(inp.drcontrol, "status", "lastAction") or {}
+    if last.get("result") == IN_PROGRESS and last.get("targetCluster") == ds.primary and last.get("action"):
+        return ActiveAction(str(last["action"]), ds.primary, "recorded", last.get("specGeneration"))
     return None
 
 
@@ -250,8 +280,6 @@ class _Planner:
         self.plan = Plan()
         self.last_action: dict[str, Any] | None = None
         self.stalled = False
-        finalizers = dig(inp.drcontrol, "metadata", "finalizers") or []
-        self.plan.add_finalizer = FINALIZER not in finalizers
 
     # status pieces ---------------------------------------------------------
     def _peer_status(self) -> None:
@@ -303,8 +331,9 @@ class _Planner:
                 and prev.get("targetCluster") == act.target and "startedAt" in prev:
             la["startedAt"] = prev["startedAt"]
         la["result"] = result
-        if act.spec_generation is not None:
-            self.sb.status["handledActionGeneration"] = act.spec_generation
+        if act.source == "spec":
+            self.sb.status["handledAction"] = {"action": act.action, "targetCluster": act.target,
+                                               "specGeneration": act.spec_generation}
         la["completedAt"] = prev["completedAt"] if same and "completedAt" in prev else self.inp.now
         la["durationSeconds"] = _seconds_between(la["startedAt"], la["completedAt"])
 
@@ -381,7 +410,11 @@ class _Planner:
         if rollback is not None:
             return self._stall(STATE_ROLLBACK_REASON,
                                f"{rollback.message}; nothing changes until an operator repairs the coordination store")
+        if not dig(inp.drcontrol, "spec", "action"):
+            self.sb.status.pop("handledAction", None)  # cleared: the same action may be asked again
         act = effective_action(inp, ds)
+        if act is None and ds is not None:
+            act = _unfinished(inp, ds)
         if act is not None and act.action not in (FAILOVER, RELOCATE):
             act = None
         if act is not None and act.target not in pol.clusters:
@@ -391,8 +424,12 @@ class _Planner:
             return self._initial(act)
         self.sb.status["generation"] = ds.generation
         self.sb.status["currentPrimary"] = ds.primary
-        if act is not None and act.source == "spec":
+        if act is not None and act.source == "spec" and act.target != ds.primary:
             self._want_intent(act, ds)
+        elif self.inp.coordination.own_intent is not None:
+            # Nothing asked of the peer any more (done, cancelled, or already true): take it back,
+            # so a cancelled relocate cannot go on from a stale request.
+            self.plan.coordination.append(WithdrawIntent())
         if ds.primary == self.me:
             return self._as_primary(ds, act)
         return self._as_secondary(ds, act)
@@ -523,7 +560,10 @@ class _Planner:
             self.plan.publish = self._own_status(Role.PRIMARY, ds.generation, rfa)
             return self._finish(RELOCATING, False, "Relocating", msg, True)
 
-        if not already_demoting:
+        # Each stage is read off the live VRG spec, so a stage once entered is never undone by a
+        # status that has not caught up with it yet (the stages only move forward).
+        syncing = final_sync and v.exists and bool(v.spec_flag("prepareForFinalSync"))
+        if not already_demoting and not syncing:
             if co.peer_health.stale or not peer_ready:
                 # Not started: the application keeps running here.
                 rfa = self._ready_for_application(ds)
@@ -542,19 +582,22 @@ class _Planner:
                 self._vrg_condition(PRIMARY)
                 return waiting("relocate waits for the VRG to be DataReady and ClusterDataProtected",
                                desired_vrg(self.inp, PRIMARY, action=self._promo_action(ds)))
-            if final_sync and not v.prepare_complete:
+        self.sb.condition("ReadyForApplication", False, "Relocating",
+                          f"relocating to {self.peer}: stop the application here")
+        if final_sync and not already_demoting:
+            # Completion flags count only when the status describes the spec that asked for them;
+            # a run once requested stays requested.
+            running = v.spec_flag("runFinalSync")
+            if not running and not (v.spec_flag("prepareForFinalSync") and v.current and v.prepare_complete):
                 self._vrg_condition(PRIMARY)
                 return waiting("preparing the final sync",
                                desired_vrg(self.inp, PRIMARY, action=self._promo_action(ds),
                                            prepare_final_sync=True))
-            if final_sync and not v.final_sync_complete:
+            if not (running and v.current and v.final_sync_complete):
                 self._vrg_condition(PRIMARY)
                 return waiting("running the final sync",
                                desired_vrg(self.inp, PRIMARY, action=self._promo_action(ds),
                                            prepare_final_sync=True, run_final_sync=True))
-        else:
-            self.sb.condition("ReadyForApplication", False, "Relocating",
-                              f"relocating to {self.peer}: stop the application here")
         vrg = desired_vrg(self.inp, SECONDARY, prepare_final_sync=final_sync, run_final_sync=final_sync)
         self._vrg_condition(SECONDARY)
         if not v.ready_as_secondary:
@@ -576,7 +619,18 @@ class _Planner:
         self._vrg_condition(SECONDARY)
         self._ready_for_application(ds)
         self.plan.publish = self._own_status(Role.SECONDARY, ds.generation, False)
+        ps = co.peer_status
+        released_here = (ps is not None and ps.role == Role.SECONDARY_READY
+                         and ps.observed_generation == ds.generation)
+        if released_here and v.ready_as_secondary and (act is None or act.target == self.me):
+            # A release is a commitment: even if the relocate was withdrawn meanwhile, the peer has
+            # demoted and will not promote at this generation, so taking over is the only way on.
+            return self._take_over(ds, act or ActiveAction(RELOCATE, self.me, "peer"),
+                                   f"{ds.primary} released generation {ds.generation}")
         if act is None or act.target != self.me:
+            due = auto_failover_due(self.inp, ds)
+            if due is not None:
+                self.plan.requeue_after = max(1.0, due)  # wake up when an automatic failover falls due
             if act is not None and act.target == ds.primary:
                 # Already where it was asked to be.
                 if v.ready_as_secondary:
@@ -602,10 +656,7 @@ class _Planner:
                 self._start_action(act, msg)
                 return self._finish(FAILING_OVER, False, "WaitingForFence", msg, True)
             return self._take_over(ds, act, f"failing over from {ds.primary}")
-        # Relocate: wait for the Primary's release at this generation.
-        ps = co.peer_status
-        if ps is not None and ps.role == Role.SECONDARY_READY and ps.observed_generation == ds.generation:
-            return self._take_over(ds, act, f"{ds.primary} released generation {ds.generation}")
+        # Relocate: wait for the Primary's release at this generation (taken above once published).
         if co.peer_health.stale:
             msg = f"relocate waits: {self.peer} is not publishing heartbeats. A relocate never turns into a " \
                   "failover by itself; if the peer is lost, use action Failover"

@@ -99,6 +99,10 @@ class VRGView:
                 return c.get("status") == "True" and int(c.get("observedGeneration") or 0) == self.generation
         return False
 
+    def spec_flag(self, name: str) -> bool:
+        """A boolean of the VRG spec as it is now (e.g. the final-sync requests already made)."""
+        return bool(self._get("spec", name))
+
     @property
     def prepare_complete(self) -> bool:
         return bool(self._get("status", "prepareForFinalSyncComplete"))
@@ -153,3 +157,5 @@ class PlanInput:
     peer_fenced: bool
     now: str  # RFC 3339, for condition and action timestamps
     poll_interval: float = 30.0
+    # This cluster's own heartbeat reached S3 recently (automatic failover needs it).
+    local_heartbeat_ok: bool = True

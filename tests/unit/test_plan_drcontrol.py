@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.plan.drcontrol import Claim, Plan, Transition, WriteIntent, plan
+from reconciler.plan.drcontrol import Claim, Plan, Transition, WithdrawIntent, WriteIntent, plan
 from reconciler.plan.inputs import Coordination, CoordinationError, PlanInput, PolicyView, VRGView
 from reconciler.s3peer.models import Action, ClusterStatus, DRIntent, DRState, Role
 from reconciler.s3peer.snapshot import PeerHealth
@@ -63,7 +63,9 @@ def vrg(desired: str, state: str = "", data_ready: bool = True, cluster_ready: b
     ]
     return VRGView({
         "metadata": {"name": "app", "namespace": "ns", "generation": generation, "resourceVersion": "7"},
-        "spec": {"replicationState": desired},
+        # A completed final-sync step implies the spec asked for it.
+        "spec": {"replicationState": desired, **({"prepareForFinalSync": True} if prepare_done else {}),
+                 **({"runFinalSync": True} if final_done else {})},
         "status": {"state": state, "observedGeneration": generation if observed is None else observed,
                    "conditions": conds, "prepareForFinalSyncComplete": prepare_done,
                    "finalSyncComplete": final_done},
@@ -228,8 +230,7 @@ def test_new_primary_promotes_with_the_failover_action_after_reading_its_generat
                  co=state("west", 2, "Failover")))
     assert vrg_state(p) == "primary"
     assert p.vrg is not None and p.vrg["spec"]["action"] == "Failover"
-    assert p.coordination == [WriteIntent("Failover", "west", 2, 1)] or all(
-        isinstance(op, WriteIntent) for op in p.coordination)
+    assert not any(isinstance(op, WriteIntent) for op in p.coordination), "the intent is already satisfied"
 
 
 def test_old_primary_returning_demotes_and_acknowledges_the_new_generation() -> None:
@@ -273,7 +274,9 @@ def test_auto_failover_after_the_configured_silence() -> None:
     p = plan(inp("west", v=SECONDARY_READY_VRG, co=co, auto_after=600))
     assert Transition("west", 1, '"etag-1"', "Failover", "east") in p.coordination
     quiet = with_co(state("east", 1), peer_health=PeerHealth(True, True, NOW, 100.0, 3, True))
-    assert plan(inp("west", v=SECONDARY_READY_VRG, co=quiet, auto_after=600)).coordination == []
+    waiting = plan(inp("west", v=SECONDARY_READY_VRG, co=quiet, auto_after=600))
+    assert waiting.coordination == []
+    assert waiting.requeue_after == 500.0, "the planner must wake up when the failover falls due"
 
 
 # -- relocate ----------------------------------------------------------------------------
@@ -420,7 +423,8 @@ def test_dr_state_vanishing_after_it_was_seen_stalls_instead_of_reclaiming() -> 
 def test_a_handled_spec_action_stays_handled_while_the_peer_drives_another() -> None:
     """West finished Relocate->west; east now asks (by intent) to relocate back: west must not flip-flop."""
     done = {"lastAction": {"action": "Relocate", "targetCluster": "east", "result": "InProgress"},
-            "handledActionGeneration": 2, "generation": 2, "currentPrimary": "west"}
+            "handledAction": {"action": "Relocate", "targetCluster": "west"}, "generation": 2,
+            "currentPrimary": "west"}
     co = with_co(state("west", 2, "Relocate"), peer_status=AppStatus("secondary", 2, "Secondary", True, False),
                  peer_intent=Intent("east", "Relocate", "east", 2, 5))
     d = drc(action="Relocate", target="west", generation=2, status=done)
@@ -452,3 +456,80 @@ def test_fields_no_longer_wanted_are_removed_from_the_live_vrg() -> None:
     for gone in ("prepareForFinalSync", "runFinalSync", "volSync"):
         assert gone not in result, gone
     assert result["pvcSelector"] == {"matchLabels": {"app": "busybox"}}
+
+
+def test_auto_failover_needs_a_peer_once_heard_and_our_own_heartbeat_getting_through() -> None:
+    never_heard = with_co(state("east", 1), peer_health=PeerHealth(False, True, None, 3600.0, None, None))
+    assert plan(inp("west", v=SECONDARY_READY_VRG, co=never_heard, auto_after=60)).coordination == []
+    co = with_co(state("east", 1), peer_health=STALE)
+    blind = PlanInput(**{**inp("west", v=SECONDARY_READY_VRG, co=co, auto_after=60).__dict__,
+                         "local_heartbeat_ok": False})
+    assert plan(blind).coordination == []
+
+
+def test_an_intent_already_satisfied_does_not_block_auto_failover() -> None:
+    # West failed over earlier (its spec and intent still say Failover->west); now west is silent.
+    co = with_co(state("west", 2, "Failover"), peer_health=STALE, peer_intent=Intent("west", "Failover", "west", 2))
+    p = plan(inp("east", v=SECONDARY_READY_VRG, co=co, auto_after=60))
+    assert Transition("east", 2, '"etag-2"', "Failover", "west") in p.coordination
+
+
+def test_a_satisfied_or_finished_action_withdraws_its_intent() -> None:
+    co = with_co(state("west", 2, "Failover"), own_intent=Intent("west", "Failover", "west", 1, 1))
+    done = {"handledAction": {"action": "Failover", "targetCluster": "west"}, "generation": 2,
+            "currentPrimary": "west"}
+    p = plan(inp("west", drc(action="Failover", target="west", status=done), v=PRIMARY_READY, co=co))
+    assert WithdrawIntent() in p.coordination
+    assert not any(isinstance(op, WriteIntent) for op in p.coordination)
+
+
+def test_a_cancelled_relocate_withdraws_its_intent() -> None:
+    co = with_co(state("east", 1), own_intent=Intent("west", "Relocate", "west", 1, 3))
+    p = plan(inp("west", drc(), v=SECONDARY_READY_VRG, co=co))
+    assert p.coordination == [WithdrawIntent()]
+
+
+def test_after_a_release_the_target_takes_over_even_if_the_relocate_was_withdrawn() -> None:
+    released = with_co(state("east", 1), peer_status=AppStatus("secondary-ready", 1, "Secondary", True, False))
+    p = plan(inp("west", drc(), v=SECONDARY_READY_VRG, co=released))
+    assert Transition("west", 1, '"etag-1"', "Relocate", "east") in p.coordination
+
+
+def test_an_unrelated_spec_edit_does_not_re_arm_a_finished_action() -> None:
+    done = {"handledAction": {"action": "Failover", "targetCluster": "west"}, "generation": 2,
+            "currentPrimary": "east"}
+    p = plan(inp("west", drc(action="Failover", target="west", generation=7, status=done), v=SECONDARY_READY_VRG,
+                 co=state("east", 3, "Relocate")))
+    assert not any(isinstance(op, Transition) for op in p.coordination)
+
+
+def test_clearing_the_action_forgets_it_so_it_can_be_asked_again() -> None:
+    done = {"handledAction": {"action": "Failover", "targetCluster": "west"}, "generation": 2,
+            "currentPrimary": "east"}
+    p = plan(inp("west", drc(status=done), v=SECONDARY_READY_VRG, co=state("east", 3, "Relocate")))
+    assert "handledAction" not in p.status
+
+
+def test_a_final_sync_once_started_is_not_undone_by_a_status_that_lags() -> None:
+    d = drc(action="Relocate", target="west", volsync=True)
+    asked = vrg("primary", "Primary", generation=4, observed=3)  # status still for the spec before the request
+    assert asked.live is not None
+    asked = VRGView({**asked.live, "spec": {**asked.live["spec"], "prepareForFinalSync": True}})
+    p = plan(inp("east", d, v=asked, co=relocating()))
+    assert p.vrg is not None and p.vrg["spec"]["prepareForFinalSync"] is True
+
+
+def test_completion_flags_count_only_for_the_spec_that_asked_for_them() -> None:
+    d = drc(action="Relocate", target="west", volsync=True)
+    stale = vrg("primary", "Primary", generation=5, observed=4, prepare_done=True, final_done=True)
+    p = plan(inp("east", d, v=stale, co=relocating()))
+    assert vrg_state(p) == "primary", "demoted on a final-sync report for an older spec"
+
+
+def test_an_automatic_failover_is_reported_through_to_success() -> None:
+    started = {"lastAction": {"action": "Failover", "targetCluster": "west", "result": "InProgress",
+                              "startedAt": NOW}, "generation": 1, "currentPrimary": "east"}
+    co = with_co(state("west", 2, "Failover"), peer_health=STALE)
+    p = plan(inp("west", drc(status=started), v=PRIMARY_READY, co=co, auto_after=60))
+    assert p.status["lastAction"]["result"] == "Succeeded"
+    assert "handledAction" not in p.status  # nothing in the spec to mark as handled
