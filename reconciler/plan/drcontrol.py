@@ -13,15 +13,24 @@ The rules, level-triggered (protocol.md):
   the peer is fenced); T takes G+1.
 - Relocate to T: the Primary S runs the final sync, demotes, waits for its
   VRG to report Secondary, then publishes `secondary-ready` at G ("released").
-  T takes G+1 only after it reads that. Before release, clearing the action
-  cancels safely (T cannot move); after release, S stays Secondary until a
-  new generation: T's relocate, or a Failover back to S, which bumps G so a
-  late relocate CAS by T fails.
+  T takes G+1 only after it reads that. Final-sync stages are read off the live
+  VRG spec and only move forward; completion flags count only for the spec
+  that asked for them.
+- Cancelling (clearing the action, which withdraws the intent): before the
+  release, S promotes again and T cannot move. A release is a commitment: T
+  takes G+1 even if the relocate was withdrawn meanwhile, since S will not
+  promote at G again. Only a new generation moves S back: a Failover to S
+  bumps G, so a late relocate CAS by T fails.
 - A relocate never becomes a failover by itself; with a stale peer it waits.
-- An action is live when set in this cluster's spec and not yet finished for
-  this spec generation, or when the peer's intent names the current
-  generation. Auto-failover (opt-in) acts like a Failover to self after the
-  peer's heartbeat stayed unchanged for the configured time.
+- An action is live when set in this cluster's spec and not finished, or when
+  the peer's intent names the current generation and asks for something not
+  yet true. "Finished" is remembered by content (status.handledAction): an
+  unrelated spec edit does not re-arm it; clearing the action forgets it.
+  An action recorded as in progress is seen through to its result even when
+  its source (a peer intent, automatic failover) is gone.
+- Automatic failover (opt-in) acts like a Failover to self once the peer was
+  heard and then stayed silent for the configured time, counted only while we
+  can see S3 and while our own heartbeat gets through.
 """
 
 from __future__ import annotations
