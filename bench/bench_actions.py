@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim-delay", type=float, default=0.5, help="VRG simulator delay before acting on a spec")
     p.add_argument("--keep-logs", action="store_true", help="keep operator and simulator logs (path printed)")
     p.add_argument("-v", "--verbose", action="store_true", help="print each run")
+    p.add_argument("--nudge", action="store_true",
+                   help="give both DRClusters a peerEndpoint, so each operator nudges the other after writing")
     args = p.parse_args(argv)
     polls = [float(x) for x in args.polls.split(",") if x]
     logroot = Path(tempfile.mkdtemp(prefix="bench-actions-logs-"))
@@ -236,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-actions-env-") as tmp, private_env(Path(tmp) / "env") as env:
             clusters = {n: kube_cluster(n, env.kubeconfig(n)) for n in CLUSTERS}
+            peers = {n: env.kubeconfig(n) for n in CLUSTERS} if args.nudge else None
             for c in clusters.values():
-                harness.configure_cluster(c, env.s3)
+                harness.configure_cluster(c, env.s3, peer_kubeconfigs=peers)
             bench = Bench(env, clusters, args.sim_delay, logroot, args.verbose)
             for poll in polls:
                 runs += bench.poll_interval(poll, args.runs)
@@ -246,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nlogs: {logroot}")
         else:
             shutil.rmtree(logroot, ignore_errors=True)
-    print(f"\nsimulator delay {args.sim_delay:g}s; {len(runs)} actions in {time.monotonic() - started:.0f}s "
-          f"(environment start and settling included)\n")
+    mode = "with" if args.nudge else "without"
+    print(f"\n{mode} nudges; simulator delay {args.sim_delay:g}s; {len(runs)} actions in "
+          f"{time.monotonic() - started:.0f}s (environment start and settling included)\n")
     print(table(runs))
     return 0
 
