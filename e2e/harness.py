@@ -65,13 +65,8 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
     except ApiException as e:
         if e.status != 409:
             raise
-    secret = client.V1Secret(metadata=client.V1ObjectMeta(name="s3-secret", namespace=OPERATOR_NS), data={
-        "AWS_ACCESS_KEY_ID": base64.b64encode(s3["accessKeyId"].encode()).decode(),
-        "AWS_SECRET_ACCESS_KEY": base64.b64encode(s3["secretAccessKey"].encode()).decode(),
-    })
-    _upsert(lambda: c.core.create_namespaced_secret(OPERATOR_NS, secret),
-            lambda rv: c.core.replace_namespaced_secret("s3-secret", OPERATOR_NS, _with_rv(secret, rv)),
-            lambda: c.core.read_namespaced_secret("s3-secret", OPERATOR_NS))
+    put_secret(c, "s3-secret", {"AWS_ACCESS_KEY_ID": s3["accessKeyId"].encode(),
+                                "AWS_SECRET_ACCESS_KEY": s3["secretAccessKey"].encode()})
     ramen_config: dict[str, Any] = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "RamenConfig",
@@ -85,12 +80,7 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
         "p2p": {"keyPrefix": key_prefix},
     }
     if hmac_key is not None:
-        hmac_secret = client.V1Secret(metadata=client.V1ObjectMeta(name="coordination-hmac", namespace=OPERATOR_NS),
-                                      data={"hmacKey": base64.b64encode(hmac_key).decode()})
-        _upsert(lambda: c.core.create_namespaced_secret(OPERATOR_NS, hmac_secret),
-                lambda rv: c.core.replace_namespaced_secret("coordination-hmac", OPERATOR_NS,
-                                                            _with_rv(hmac_secret, rv)),
-                lambda: c.core.read_namespaced_secret("coordination-hmac", OPERATOR_NS))
+        put_secret(c, "coordination-hmac", {"hmacKey": hmac_key})
         ramen_config["p2p"]["hmacSecretRef"] = {"name": "coordination-hmac"}
     cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="ramen-dr-cluster-operator-config",
                                                          namespace=OPERATOR_NS),
@@ -115,14 +105,19 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
 def _peer_endpoint(c: Cluster, peer: str, kubeconfig: Path) -> dict[str, Any]:
     """Store the peer's kubeconfig in a Secret on `c`; return the DRCluster peerEndpoint naming it."""
     name = f"{peer}-kubeconfig"
-    secret = client.V1Secret(metadata=client.V1ObjectMeta(name=name, namespace=OPERATOR_NS),
-                             data={"kubeconfig": base64.b64encode(kubeconfig.read_bytes()).decode()})
-    _upsert(lambda: c.core.create_namespaced_secret(OPERATOR_NS, secret),
-            lambda rv: c.core.replace_namespaced_secret(name, OPERATOR_NS, _with_rv(secret, rv)),
-            lambda: c.core.read_namespaced_secret(name, OPERATOR_NS))
+    put_secret(c, name, {"kubeconfig": kubeconfig.read_bytes()})
     cfg = yaml.safe_load(kubeconfig.read_text())
     return {"apiServer": cfg["clusters"][0]["cluster"]["server"],
             "secretRef": {"name": name, "namespace": OPERATOR_NS}}
+
+
+def put_secret(c: Cluster, name: str, data: dict[str, bytes]) -> None:
+    """Create or replace a Secret in the operator's namespace."""
+    secret = client.V1Secret(metadata=client.V1ObjectMeta(name=name, namespace=OPERATOR_NS),
+                             data={k: base64.b64encode(v).decode() for k, v in data.items()})
+    _upsert(lambda: c.core.create_namespaced_secret(OPERATOR_NS, secret),
+            lambda rv: c.core.replace_namespaced_secret(name, OPERATOR_NS, _with_rv(secret, rv)),
+            lambda: c.core.read_namespaced_secret(name, OPERATOR_NS))
 
 
 def _with_rv(obj: Any, rv: str) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.s3peer import S3PeerError, S3Profile, parse_ramen_config
+from reconciler.s3peer import S3PeerError, S3Profile, SecretRef, parse_ramen_config
 
 CONFIGMAP_NAME = "ramen-dr-cluster-operator-config"
 CONFIG_KEY = "ramen_manager_config.yaml"
@@ -33,29 +33,23 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class SecretKeyRef:
-    name: str
-    namespace: str
-
-
-@dataclass(frozen=True)
 class WebhookConfig:
     url: str
-    secret: SecretKeyRef | None = None
+    secret: SecretRef | None = None
 
 
 @dataclass(frozen=True)
 class OperatorConfig:
     profiles: dict[str, S3Profile] = field(default_factory=dict)
     key_prefix: str = ""
-    hmac_secret: SecretKeyRef | None = None
+    hmac_secret: SecretRef | None = None
     webhook: WebhookConfig | None = None
 
 
-def _ref(doc: Any, where: str, namespace: str) -> SecretKeyRef:
+def _ref(doc: Any, where: str, namespace: str) -> SecretRef:
     if not isinstance(doc, Mapping) or not isinstance(doc.get("name"), str) or not doc["name"]:
         raise ConfigError(f"{where}: needs a name")
-    return SecretKeyRef(doc["name"], str(doc.get("namespace") or namespace))
+    return SecretRef(doc["name"], str(doc.get("namespace") or namespace))
 
 
 def parse_config(configmap: Mapping[str, Any], namespace: str) -> OperatorConfig:
