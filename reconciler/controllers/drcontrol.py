@@ -8,6 +8,7 @@ promoted only after a fresh read of dr-state names this cluster.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import logging
@@ -32,7 +33,9 @@ from reconciler.s3peer import (
     CorruptObject,
     DRIntent,
     DRState,
+    PreconditionFailed,
     Record,
+    Role,
     S3PeerError,
 )
 
@@ -299,21 +302,40 @@ class DRControlController:
                         raise
             return Result(requeue_after=1.0)  # wait until the VRG is gone
         if peering is not None:
-            # Our keys go; dr-state goes with the last cluster to leave.
-            peering.coordinator.delete_app_keys(app)
-            with self._lock:
-                self._own_intents.pop(app, None)
-            snap = peering.reader.poll()
-            if snap.entry(app) is None:
-                rec = peering.coordinator.read_dr_state(app)
-                if rec is not None:
-                    peering.coordinator.delete_dr_state(app, rec)
+            try:
+                self._leave(peering, app)
+            except S3PeerError as e:
+                log.warning("deletion waits for the coordination store: %s", e, extra={"key": _k(app)})
+                return Result(requeue_after=self.poll_interval)
         desired = copy.deepcopy(drc)
         desired["metadata"]["finalizers"] = [f for f in drc["metadata"]["finalizers"] if f != FINALIZER]
         desired.pop("status", None)
         self.applier.apply(DRCONTROL, desired, drc)
         log.info("protection removed", extra={"key": _k(app)})
         return None
+
+    def _leave(self, peering: Peering, app: AppKey) -> None:
+        """Remove our S3 keys; dr-state goes with the last cluster to leave.
+
+        Say "leaving" first, then look at the peer: of two clusters leaving at once, the one
+        that looks second sees the other's mark, so dr-state is never orphaned by the race.
+        """
+        coord = peering.coordinator
+        coord.write_cluster_status(app, ClusterStatus(Role.UNKNOWN, 0, {"leaving": True}))
+        snap = peering.reader.poll()
+        try:
+            peer = snap.status(app)
+            peer_gone = snap.entry(app) is None or (peer is not None and bool(peer.value.details.get("leaving")))
+        except CorruptObject:
+            peer_gone = False  # unsure: leave dr-state to the peer
+        if peer_gone:
+            rec = coord.read_dr_state(app)
+            if rec is not None:
+                with contextlib.suppress(PreconditionFailed):  # the peer, leaving too, was first
+                    coord.delete_dr_state(app, rec)
+        coord.delete_app_keys(app)
+        with self._lock:
+            self._own_intents.pop(app, None)
 
     def keys_for_all(self) -> list[str]:
         return [f"{o['metadata']['namespace']}/{o['metadata']['name']}"

@@ -249,3 +249,25 @@ def test_operator_refuses_to_start_on_missing_or_invalid_config(east: Any, names
     assert out.returncode == 2
     assert message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_leaving_on_one_cluster_keeps_dr_state_until_the_other_leaves(drpair: DRPair) -> None:
+    drpair.protect_on_east()
+    bucket, key = drpair.env.s3["bucket"], f"{drpair.namespace}/app/dr-state"
+
+    def dr_state_exists() -> bool:
+        return bool(drpair.s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount"))
+
+    def gone(cluster: str) -> bool:
+        try:
+            drpair.drc(cluster)
+            return False
+        except ApiException as e:
+            return bool(e.status == 404)
+
+    drpair.clusters["west"].custom.delete_namespaced_custom_object(G, V, drpair.namespace, "drcontrols", "app")
+    drpair.wait(lambda: gone("west"), "west's DRControl is gone")
+    assert dr_state_exists(), "dr-state went while east still protects the app"
+    assert drpair.primary_ready("east", 1)
+    drpair.clusters["east"].custom.delete_namespaced_custom_object(G, V, drpair.namespace, "drcontrols", "app")
+    drpair.wait(lambda: gone("east") and not dr_state_exists(), "dr-state goes with the last cluster to leave")
