@@ -37,7 +37,10 @@ def _own_role(drpair: DRPair, cluster: str) -> str:
 STEPS: dict[str, tuple[str, str, Callable[[DRPair], bool]]] = {
     "relocate-source-demoting": ("Relocate", "east", lambda p: _vrg_spec(p, "east").get("replicationState")
                                  == "secondary"),
-    "relocate-source-released": ("Relocate", "east", lambda p: _own_role(p, "east") == "secondary-ready"),
+    # The release is brief (the target takes over within a poll): seeing the next generation
+    # means it happened and was missed between two looks, which is still "after the release".
+    "relocate-source-released": ("Relocate", "east", lambda p: _own_role(p, "east") == "secondary-ready"
+                                 or (_dr_state(p) or {}).get("generation") == 2),
     "relocate-target-transitioned": ("Relocate", "west", lambda p: (_dr_state(p) or {}).get("generation") == 2),
     "failover-target-transitioned": ("Failover", "west", lambda p: (_dr_state(p) or {}).get("generation") == 2),
     "failover-target-promoting": ("Failover", "west", lambda p: _vrg_spec(p, "west").get("replicationState")
