@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from reconciler.kube.resources import ResourceType
 
@@ -212,6 +212,29 @@ def check_kind(f: Fields, api_version: str, kind: str) -> None:
     """apiVersion/kind may be absent (objects from typed list calls), but if present must match."""
     f.string("apiVersion", choices=(api_version,))
     f.string("kind", choices=(kind,))
+
+
+S = TypeVar("S")
+St = TypeVar("St")
+
+
+class _ToDict(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def parse_object(d: Any, resource: ResourceType, spec: Callable[[Any, str], S],
+                 status: Callable[[Any, str], St], empty_status: Callable[[], St]) -> tuple[ObjectMeta, S, St]:
+    """metadata, spec (required) and status of a top-level object of `resource`."""
+    f = Fields(d, "")
+    check_kind(f, resource.api_version, resource.kind)
+    return (f.nested("metadata", ObjectMeta.from_dict) or ObjectMeta(), f.req_nested("spec", spec),
+            f.nested("status", status) or empty_status())
+
+
+def emit_object(resource: ResourceType, metadata: ObjectMeta, spec: _ToDict, status: _ToDict) -> dict[str, Any]:
+    # An empty status is left out: the API server treats it the same and users never wrote one.
+    return emit({}, apiVersion=resource.api_version, kind=resource.kind, metadata=metadata.to_dict(),
+                spec=spec.to_dict(), status=status.to_dict() or None)
 
 
 # --- time -------------------------------------------------------------------------------------

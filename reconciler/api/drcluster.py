@@ -7,16 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from reconciler.api.common import (
-    API_VERSION,
     GROUP,
     VERSION,
     Fields,
     ModelError,
     ObjectMeta,
     Resource,
-    check_kind,
     emit,
+    emit_object,
     join,
+    parse_object,
 )
 from reconciler.api.conditions import Condition, emit_conditions, parse_conditions
 
@@ -189,20 +189,7 @@ class DRCluster:
 
     @classmethod
     def from_dict(cls, d: Any) -> DRCluster:
-        f = Fields(d, "")
-        check_kind(f, API_VERSION, DRCLUSTER.kind)
-        return cls(
-            metadata=f.nested("metadata", ObjectMeta.from_dict) or ObjectMeta(),
-            spec=f.req_nested("spec", DRClusterSpec.from_dict),
-            status=f.nested("status", DRClusterStatus.from_dict) or DRClusterStatus(),
-        )
+        return cls(*parse_object(d, DRCLUSTER, DRClusterSpec.from_dict, DRClusterStatus.from_dict, DRClusterStatus))
 
     def to_dict(self) -> dict[str, Any]:
-        return emit(
-            {},
-            apiVersion=API_VERSION,
-            kind=DRCLUSTER.kind,
-            metadata=self.metadata.to_dict(),
-            spec=self.spec.to_dict(),
-            status=self.status.to_dict() or None,
-        )
+        return emit_object(DRCLUSTER, self.metadata, self.spec, self.status)

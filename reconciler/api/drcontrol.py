@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from reconciler.api.common import (
-    API_VERSION,
     GROUP,
     VERSION,
     Fields,
@@ -14,8 +13,9 @@ from reconciler.api.common import (
     ModelError,
     ObjectMeta,
     Resource,
-    check_kind,
     emit,
+    emit_object,
+    parse_object,
     time_field,
 )
 from reconciler.api.conditions import Condition, emit_conditions, parse_conditions
@@ -270,21 +270,7 @@ class DRControl:
 
     @classmethod
     def from_dict(cls, d: Any) -> DRControl:
-        f = Fields(d, "")
-        check_kind(f, API_VERSION, DRCONTROL.kind)
-        return cls(
-            metadata=f.nested("metadata", ObjectMeta.from_dict) or ObjectMeta(),
-            spec=f.req_nested("spec", DRControlSpec.from_dict),
-            status=f.nested("status", DRControlStatus.from_dict) or DRControlStatus(),
-        )
+        return cls(*parse_object(d, DRCONTROL, DRControlSpec.from_dict, DRControlStatus.from_dict, DRControlStatus))
 
     def to_dict(self) -> dict[str, Any]:
-        # An empty status is left out: the API server treats it the same and users never wrote one.
-        return emit(
-            {},
-            apiVersion=API_VERSION,
-            kind=DRCONTROL.kind,
-            metadata=self.metadata.to_dict(),
-            spec=self.spec.to_dict(),
-            status=self.status.to_dict() or None,
-        )
+        return emit_object(DRCONTROL, self.metadata, self.spec, self.status)

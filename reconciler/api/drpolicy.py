@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from reconciler.api.common import (
-    API_VERSION,
     GROUP,
     VERSION,
     Fields,
@@ -14,8 +13,9 @@ from reconciler.api.common import (
     ModelError,
     ObjectMeta,
     Resource,
-    check_kind,
     emit,
+    emit_object,
+    parse_object,
 )
 from reconciler.api.conditions import Condition, emit_conditions, parse_conditions
 
@@ -131,20 +131,7 @@ class DRPolicy:
 
     @classmethod
     def from_dict(cls, d: Any) -> DRPolicy:
-        f = Fields(d, "")
-        check_kind(f, API_VERSION, DRPOLICY.kind)
-        return cls(
-            metadata=f.nested("metadata", ObjectMeta.from_dict) or ObjectMeta(),
-            spec=f.req_nested("spec", DRPolicySpec.from_dict),
-            status=f.nested("status", DRPolicyStatus.from_dict) or DRPolicyStatus(),
-        )
+        return cls(*parse_object(d, DRPOLICY, DRPolicySpec.from_dict, DRPolicyStatus.from_dict, DRPolicyStatus))
 
     def to_dict(self) -> dict[str, Any]:
-        return emit(
-            {},
-            apiVersion=API_VERSION,
-            kind=DRPOLICY.kind,
-            metadata=self.metadata.to_dict(),
-            spec=self.spec.to_dict(),
-            status=self.status.to_dict() or None,
-        )
+        return emit_object(DRPOLICY, self.metadata, self.spec, self.status)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from reconciler.api.common import Fields, ModelError, ObjectMeta, Resource, check_kind, emit
+from reconciler.api.common import Fields, ModelError, ObjectMeta, Resource, emit, emit_object, parse_object
 from reconciler.api.conditions import Condition, emit_conditions, parse_conditions
 
 NETWORKFENCE: Final = Resource("csiaddons.openshift.io", "v1alpha1", "networkfences", "NetworkFence", namespaced=False)
@@ -117,20 +117,8 @@ class NetworkFence:
 
     @classmethod
     def from_dict(cls, d: Any) -> NetworkFence:
-        f = Fields(d, "")
-        check_kind(f, NETWORKFENCE.api_version, NETWORKFENCE.kind)
-        return cls(
-            metadata=f.nested("metadata", ObjectMeta.from_dict) or ObjectMeta(),
-            spec=f.req_nested("spec", NetworkFenceSpec.from_dict),
-            status=f.nested("status", NetworkFenceStatus.from_dict) or NetworkFenceStatus(),
-        )
+        return cls(*parse_object(d, NETWORKFENCE, NetworkFenceSpec.from_dict, NetworkFenceStatus.from_dict,
+                                 NetworkFenceStatus))
 
     def to_dict(self) -> dict[str, Any]:
-        return emit(
-            {},
-            apiVersion=NETWORKFENCE.api_version,
-            kind=NETWORKFENCE.kind,
-            metadata=self.metadata.to_dict(),
-            spec=self.spec.to_dict(),
-            status=self.status.to_dict() or None,
-        )
+        return emit_object(NETWORKFENCE, self.metadata, self.spec, self.status)

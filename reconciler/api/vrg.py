@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from reconciler.api.common import (
-    API_VERSION,
     GROUP,
     VERSION,
     Fields,
     LabelSelector,
     ObjectMeta,
     Resource,
-    check_kind,
     emit,
+    emit_object,
+    parse_object,
     time_field,
 )
 from reconciler.api.conditions import Condition, emit_conditions, parse_conditions
@@ -176,20 +176,7 @@ class VolumeReplicationGroup:
 
     @classmethod
     def from_dict(cls, d: Any) -> VolumeReplicationGroup:
-        f = Fields(d, "")
-        check_kind(f, API_VERSION, VRG.kind)
-        return cls(
-            metadata=f.nested("metadata", ObjectMeta.from_dict) or ObjectMeta(),
-            spec=f.req_nested("spec", VRGSpec.from_dict),
-            status=f.nested("status", VRGStatus.from_dict) or VRGStatus(),
-        )
+        return cls(*parse_object(d, VRG, VRGSpec.from_dict, VRGStatus.from_dict, VRGStatus))
 
     def to_dict(self) -> dict[str, Any]:
-        return emit(
-            {},
-            apiVersion=API_VERSION,
-            kind=VRG.kind,
-            metadata=self.metadata.to_dict(),
-            spec=self.spec.to_dict(),
-            status=self.status.to_dict() or None,
-        )
+        return emit_object(VRG, self.metadata, self.spec, self.status)
