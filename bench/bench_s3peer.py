@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from e2e.s3count import counting_store
 from reconciler.s3peer import (
     AppKey,
     ClusterStatus,
@@ -38,17 +39,6 @@ PUT_PRICE = 0.005 / 1000  # PUT, COPY, POST, LIST per request
 GET_PRICE = 0.0004 / 1000  # GET and all other requests
 POLL_S, HEARTBEAT_S = 30, 60
 MONTH_S = 30 * 24 * 3600
-
-
-def counting_store(settings: dict[str, str]) -> tuple[ObjectStore, Counter[str]]:
-    store = ObjectStore.from_settings(settings)
-    counts: Counter[str] = Counter()
-
-    def hook(event_name: str, **_: Any) -> None:
-        counts[event_name.rsplit(".", 1)[-1]] += 1
-
-    store.client.meta.events.register("before-send.s3", hook)
-    return store, counts
 
 
 def monthly_ours(reads_per_poll: float) -> float:

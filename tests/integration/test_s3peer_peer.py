@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from e2e.s3count import counting_store
 from reconciler.s3peer import (
     MAX_OBJECT_BYTES,
     Action,
@@ -38,17 +39,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
-
-
-def counting_store(settings: dict[str, str]) -> tuple[ObjectStore, Counter[str]]:
-    store = ObjectStore.from_settings(settings)
-    counts: Counter[str] = Counter()
-
-    def hook(event_name: str, **_: Any) -> None:
-        counts[event_name.rsplit(".", 1)[-1]] += 1
-
-    store.client.meta.events.register("before-send.s3", hook)
-    return store, counts
 
 
 @pytest.fixture
