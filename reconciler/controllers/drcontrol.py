@@ -24,6 +24,7 @@ from reconciler.durations import parse_duration
 from reconciler.kube import Applier, Cache, EventRecorder, KubeClient, Obj, Result, split_key
 from reconciler.kube.errors import ApiError
 from reconciler.kube.patch import replacing
+from reconciler.plan.drcluster import FENCED_MESSAGE, fence_name
 from reconciler.plan.drcontrol import FINALIZER, Claim, Plan, Transition, WithdrawIntent, WriteIntent, plan
 from reconciler.plan.inputs import Coordination, CoordinationError, PlanInput, PolicyView, VRGView
 from reconciler.s3peer import (
@@ -99,7 +100,11 @@ class DRControlController:
         ), pol
 
     def peer_fenced(self, peer: str) -> bool:
-        """The peer is fenced: by hand, or by our NetworkFence having Succeeded."""
+        """The peer is fenced: by hand, or by our NetworkFence asking Fenced and reporting the fence done.
+
+        A NetworkFence whose spec is Unfenced also reports Succeeded ("unfencing operation
+        successful"): only the fencing success counts.
+        """
         for dc in self.cache.list(DRCLUSTER):
             spec = dc.get("spec") or {}
             if spec.get("clusterName") != peer:
@@ -107,15 +112,17 @@ class DRControlController:
             if spec.get("clusterFence") == "ManuallyFenced":
                 return True
             if spec.get("clusterFence") == "Fenced":
-                nf = self.cache.get(NETWORKFENCE, f"network-fence-{peer}")
-                return bool(nf and (nf.get("status") or {}).get("result") == "Succeeded")
+                nf = self.cache.get(NETWORKFENCE, fence_name(peer)) or {}
+                status = nf.get("status") or {}
+                return (nf.get("spec") or {}).get("fenceState") == "Fenced" and \
+                    status.get("result") == "Succeeded" and status.get("message") == FENCED_MESSAGE
         return False
 
     def _own_intent(self, peering: Peering, app: AppKey) -> DRIntent | None:
         with self._lock:
             if app in self._own_intents:
                 return self._own_intents[app]
-        rec = peering.coordinator.read_intent(app, self.cluster)
+        rec = peering.coordinator.published_intent(app)
         with self._lock:
             self._own_intents[app] = rec.value if rec else None
         return rec.value if rec else None
@@ -178,6 +185,8 @@ class DRControlController:
             self._take_nudge(drc, app, peering)
 
         seen = drc  # what the planner continues from; `drc` stays the live object patches are based on
+        vrg_obj = self.cache.get(VRG, name, ns)
+        vrg_fresh = False
         for _ in range(MAX_REPLANS):
             if peering is not None:
                 co, rec = self.coordination(peering, app)
@@ -190,7 +199,7 @@ class DRControlController:
                 cluster=self.cluster,
                 drcontrol=seen,
                 policy=policy,
-                vrg=VRGView(self.cache.get(VRG, name, ns)),
+                vrg=VRGView(vrg_obj),
                 coordination=co,
                 peer_fenced=self.peer_fenced(peer),
                 now=self.now(),
@@ -198,6 +207,14 @@ class DRControlController:
                 local_heartbeat_ok=self.heartbeat_ok(),
             )
             p = plan(inp)
+            if not vrg_fresh and _releases(p, co):
+                # A release lets the peer promote: it must rest on the VRG as the API server has it
+                # now, not on a cache that may lag behind a promotion (I2).
+                vrg_fresh = True
+                live_vrg = self._read_vrg(app)
+                if _resource_version(live_vrg) != _resource_version(vrg_obj):
+                    vrg_obj = live_vrg
+                    continue
             if not p.coordination or peering is None:
                 break
             if self._coordinate(peering, app, p, rec):
@@ -206,7 +223,15 @@ class DRControlController:
                 seen = {**drc, "status": p.status}
             else:
                 peering.reader.invalidate()
-        return self._apply(drc, app, p, peering)
+        return self._apply(drc, app, p, peering, vrg_obj)
+
+    def _read_vrg(self, app: AppKey) -> Obj | None:
+        try:
+            return self.client.get(VRG, app.name, app.namespace)
+        except ApiError as e:
+            if e.not_found:
+                return None
+            raise
 
     def _take_nudge(self, drc: Obj, app: AppKey, peering: Peering) -> None:
         """A new nudge from the peer: its S3 objects changed, so read them now rather than from cache."""
@@ -230,7 +255,7 @@ class DRControlController:
                 elif isinstance(op, Transition):
                     if rec is None:
                         return False
-                    out = coord.transition(app, rec, Action(op.action))
+                    out = coord.transition(app, rec, Action(op.action), reclaim=op.primary == op.previous_primary)
                     log.info("transition to generation %d %s", op.from_generation + 1,
                              "won" if out.won else "lost", extra={"key": _k(app)})
                 elif isinstance(op, WithdrawIntent):
@@ -246,6 +271,10 @@ class DRControlController:
         except S3PeerError as e:
             log.warning("coordination write failed: %s", e, extra={"key": _k(app)})
             return False
+        except ValueError as e:
+            # A plan the S3 library refuses is a planner bug; retrying it would only loop.
+            log.error("coordination write refused: %s", e, extra={"key": _k(app)})
+            return False
         return True
 
     def _add_finalizer(self, drc: Obj) -> Obj:
@@ -254,17 +283,26 @@ class DRControlController:
         desired.pop("status", None)
         return self.applier.apply(DRCONTROL, desired, drc).obj
 
-    def _apply(self, drc: Obj, app: AppKey, p: Plan, peering: Peering | None) -> Result:
-        live = drc
+    def _apply(self, drc: Obj, app: AppKey, p: Plan, peering: Peering | None, vrg_live: Obj | None) -> Result:
+        """Status first, then the VRG, then cluster-status.
+
+        The status goes first so that a crash or a lost race between two writes never leaves
+        ReadyForApplication True beside a VRG already demoted (I5), and the generation the VRG
+        acts on is recorded before the VRG changes role (the rollback guard's memory).
+        """
+        before = _ready(drc)
+        written = self.applier.apply_status(DRCONTROL, drc, replacing(drc.get("status"), p.status)).obj
         if p.vrg is not None:
             try:
-                self.applier.apply(VRG, p.vrg, self.cache.get(VRG, app.name, app.namespace))
+                self.applier.apply(VRG, p.vrg, vrg_live)
             except ApiError as e:
                 if e.conflict:
                     raise
                 log.warning("could not write the VRG: %s", e, extra={"key": _k(app)})
                 p.status = _vrg_write_failed(p.status, str(e), self.now())
                 p.requeue_after = min(p.requeue_after or self.poll_interval, self.poll_interval)
+                written = self.applier.apply_status(DRCONTROL, written, replacing(written.get("status"),
+                                                                                  p.status)).obj
         if p.publish is not None and peering is not None:
             try:
                 if peering.coordinator.write_cluster_status(app, p.publish):
@@ -273,9 +311,6 @@ class DRControlController:
                 # The peer may be waiting on this report (a release, an acknowledgement): try again soon.
                 log.warning("could not publish cluster-status: %s", e, extra={"key": _k(app)})
                 p.requeue_after = min(p.requeue_after or self.poll_interval, self.poll_interval)
-        before = _ready(drc)
-        # The planner owns the whole status: what it dropped (an old lastAction field) must go.
-        written = self.applier.apply_status(DRCONTROL, live, replacing(live.get("status"), p.status)).obj
         for ev in p.events:
             self.events.event(written, ev.type, ev.reason, ev.message)
         after = _ready({"status": p.status})
@@ -352,6 +387,19 @@ def _store_unfit(policy: Obj | None) -> str:
                 and c.get("reason") == "ConditionalWritesUnsupported":
             return f"{UNFIT}: {c.get('message', '')}"
     return ""
+
+
+def _releases(p: Plan, co: Coordination) -> bool:
+    """The plan publishes a release (secondary-ready) not yet published."""
+    if p.publish is None or p.publish.role != Role.SECONDARY_READY:
+        return False
+    own = co.own_status
+    return not (own is not None and own.role == Role.SECONDARY_READY
+                and own.observed_generation == p.publish.observed_generation)
+
+
+def _resource_version(obj: Obj | None) -> str | None:
+    return None if obj is None else str((obj.get("metadata") or {}).get("resourceVersion"))
 
 
 def _k(app: AppKey) -> str:

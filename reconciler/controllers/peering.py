@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.s3peer import (
@@ -39,6 +40,9 @@ class PeeringSettings:
     hmac_key: bytes | None = None
     poll_interval: float = 30.0
     stale_after: float = 180.0
+    # The local monotonic clock peer staleness is judged on (a simulated one in tests).
+    monotonic: Callable[[], float] = field(default=time.monotonic)
+    fetch_workers: int = 8
 
 
 StoreFactory = Callable[[str], ObjectStore]
@@ -67,7 +71,8 @@ class PeeringRegistry:
                 coordinator = Coordinator(store, self.cluster, keys=keys, hmac_key=self.settings.hmac_key)
                 self._coordinators[profile] = coordinator
             reader = PeerReader(store, peer, keys=keys, hmac_key=self.settings.hmac_key,
-                                stale_after=self.settings.stale_after, poll_interval=self.settings.poll_interval)
+                                stale_after=self.settings.stale_after, poll_interval=self.settings.poll_interval,
+                                monotonic=self.settings.monotonic, fetch_workers=self.settings.fetch_workers)
             peering = Peering(profile, peer, coordinator, reader)
             self._peerings[(profile, peer)] = peering
             return peering

@@ -56,6 +56,7 @@ MANAGED_BY = "ramen-p2p"
 IN_PROGRESS = "InProgress"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
+CANCELLED = "Cancelled"
 
 # Phases, as `kubectl get drcontrol` shows them.
 INITIALIZING = "Initializing"
@@ -120,6 +121,8 @@ class ActiveAction:
     target: str
     source: str  # "spec", "peer" or "auto"
     spec_generation: int | None = None
+    # The two clusters asked for different things; what was chosen is in action/target.
+    conflict: str = ""
 
 
 # -- helpers over the DRControl dict -----------------------------------------
@@ -175,16 +178,35 @@ def _spec_action(inp: PlanInput) -> ActiveAction | None:
     return ActiveAction(action, target, "spec", gen)
 
 
+def _live_peer_intent(inp: PlanInput, ds: DRState | None) -> ActiveAction | None:
+    """The peer's intent, when it names the current generation and asks for what does not hold yet."""
+    pi = inp.coordination.peer_intent
+    if ds is not None and pi is not None and pi.base_generation == ds.generation and pi.target != ds.primary:
+        return ActiveAction(str(pi.action), pi.target, "peer")
+    return None
+
+
 def effective_action(inp: PlanInput, ds: DRState | None) -> ActiveAction | None:
+    """What this cluster works towards: its own spec's action, else the peer's live intent, else
+    an automatic failover that is due.
+
+    Conflicting requests for the same target (a Relocate on one cluster, a Failover on the
+    other) resolve to the Failover on both clusters: the Failover needs only the target, while
+    the Relocate would wait for a final sync the other side no longer runs.
+    """
     own = _spec_action(inp)
+    peer = _live_peer_intent(inp, ds)
     if own is not None:
+        if (peer is not None and own.action == RELOCATE and peer.action == FAILOVER
+                and own.target == peer.target):
+            return ActiveAction(FAILOVER, peer.target, "peer", conflict=f"{RELOCATE} here, {FAILOVER} on the peer")
+        if (peer is not None and own.action == FAILOVER and peer.action == RELOCATE
+                and own.target == peer.target):
+            return ActiveAction(FAILOVER, own.target, "spec", own.spec_generation,
+                                conflict=f"{FAILOVER} here, {RELOCATE} on the peer")
         return own
-    co = inp.coordination
-    peer_intent = co.peer_intent
-    # A peer intent counts at its base generation, unless what it asks for already holds.
-    if (ds is not None and peer_intent is not None and peer_intent.base_generation == ds.generation
-            and peer_intent.target != ds.primary):
-        return ActiveAction(str(peer_intent.action), peer_intent.target, "peer")
+    if peer is not None:
+        return peer
     if ds is not None and auto_failover_due(inp, ds) == 0:
         return ActiveAction(FAILOVER, inp.cluster, "auto")
     return None
@@ -321,7 +343,8 @@ class _Planner:
             "targetCluster": act.target,
             "startedAt": prev["startedAt"] if same and "startedAt" in prev else self.inp.now,
             "result": IN_PROGRESS,
-            "message": message,
+            "message": message if not act.conflict else
+            f"{message} (conflicting requests: {act.conflict}; the Failover is carried out)",
         }
         if act.spec_generation is not None:
             la["specGeneration"] = act.spec_generation
@@ -341,10 +364,13 @@ class _Planner:
             la["startedAt"] = prev["startedAt"]
         la["result"] = result
         if act.source == "spec":
-            self.sb.status["handledAction"] = {"action": act.action, "targetCluster": act.target,
-                                               "specGeneration": act.spec_generation}
+            self._mark_handled(act)
         la["completedAt"] = prev["completedAt"] if same and "completedAt" in prev else self.inp.now
         la["durationSeconds"] = _seconds_between(la["startedAt"], la["completedAt"])
+
+    def _mark_handled(self, act: ActiveAction) -> None:
+        self.sb.status["handledAction"] = {"action": act.action, "targetCluster": act.target,
+                                           "specGeneration": act.spec_generation}
 
     def _vrg_condition(self, want: str | None) -> None:
         v = self.inp.vrg
@@ -439,9 +465,28 @@ class _Planner:
             # Nothing asked of the peer any more (done, cancelled, or already true): take it back,
             # so a cancelled relocate cannot go on from a stale request.
             self.plan.coordination.append(WithdrawIntent())
+        if act is None and not _released(inp, ds):
+            self._cancel_recorded(ds)
         if ds.primary == self.me:
             return self._as_primary(ds, act)
         return self._as_secondary(ds, act)
+
+    def _cancel_recorded(self, ds: DRState) -> None:
+        """An action recorded as in progress that nobody asks for any more ends: Cancelled when it was
+        withdrawn before it took effect, Failed when a later action took the role away again."""
+        prev = dig(self.inp.drcontrol, "status", "lastAction") or {}
+        if prev.get("result") != IN_PROGRESS:
+            return
+        handled = dig(self.inp.drcontrol, "status", "handledAction") or {}
+        la = dict(prev)
+        if handled.get("action") == prev.get("action") and handled.get("targetCluster") == prev.get("targetCluster"):
+            la.update(result=FAILED, completedAt=self.inp.now,
+                      message=f"superseded by a later action: {ds.primary} is Primary at generation {ds.generation}")
+        else:
+            la.update(result=CANCELLED, completedAt=self.inp.now,
+                      message="withdrawn before it was carried out: the request is gone from both clusters")
+        la["durationSeconds"] = _seconds_between(str(la.get("startedAt") or self.inp.now), self.inp.now)
+        self.last_action = la
 
     def _stall(self, reason: str, message: str) -> Plan:
         self.sb.condition("Stalled", True, reason, message)
@@ -545,6 +590,10 @@ class _Planner:
                 self._finish_action(act, SUCCEEDED, f"{self.me} is Primary at generation {ds.generation}")
             else:
                 self._start_action(act, "waiting for the VRG to become ready as Primary")
+                if act.source == "spec":
+                    # Carried out once this cluster holds the generation: a conflicting Failover on
+                    # the peer then moves the role once more, never back and forth.
+                    self._mark_handled(act)
         phase = PROTECTED if rfa else PROTECTING
         msg = f"Primary at generation {ds.generation}" + ("" if rfa else "; waiting for the VRG")
         return self._finish(phase, rfa and v.exists, "Primary" if rfa else "WaitingForVRG", msg, not rfa)

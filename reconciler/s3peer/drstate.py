@@ -107,11 +107,16 @@ def initial_state(cluster: str, changed_at: str) -> DRState:
 
 
 def next_state(current: DRState, *, new_primary: str, action: Action, intent_nonce: str | None,
-               changed_at: str) -> DRState:
-    """The dr-state a transition writes. Raises ValueError for what is not a transition."""
+               changed_at: str, reclaim: bool = False) -> DRState:
+    """The dr-state a transition writes. Raises ValueError for what is not a transition.
+
+    `reclaim` takes the next generation for the cluster that is already Primary: after it
+    released its generation for a relocate, only a new generation can move it back, so that
+    the relocate target's late CAS on the released generation fails.
+    """
     if action == Action.INITIAL:
         raise ValueError("Initial is only the first claim, never a transition")
-    if new_primary == current.primary:
+    if new_primary == current.primary and not reclaim:
         # Asking for the cluster that is already Primary is a no-op for the caller to report.
         raise ValueError(f"{new_primary} is already Primary at generation {current.generation}")
     return DRState(

@@ -79,10 +79,56 @@ class Coordinator:
         self._storage_classes_hash: str | None = None
         self._digest_dirty = False
         self._heartbeat_seq: int | None = None
+        # The ETag of each of our own objects as we last wrote it (None: known absent).
+        self._etags: LRUCache[str, str | None] = LRUCache(maxsize=4 * dr_state_cache_size)
 
     # -- helpers -------------------------------------------------------------
     def _encode(self, kind: Kind, body: Mapping[str, Any], nonce: str | None = None) -> tuple[bytes, str]:
         return env.encode(kind, self.cluster, body, now=self._now(), nonce=nonce, hmac_key=self.hmac_key)
+
+    def _put_own(self, key: str, data: bytes) -> str:
+        """PUT one of our own objects conditionally on the version we last wrote.
+
+        A request whose answer was lost may still be applied later, after a newer write: made
+        conditional on the version it meant to replace, that late request fails instead of
+        putting old content back (a cluster-status the digest no longer vouches for, or an
+        older digest). When the version is unknown (after a restart or a lost answer) it is
+        read first.
+        """
+        for attempt in (1, 2):
+            with self._lock:
+                known = key in self._etags
+                etag = self._etags.get(key)
+            if not known:
+                obj = self.store.get(key, max_bytes=env.MAX_OBJECT_BYTES)
+                etag = obj.etag if isinstance(obj, StoredObject) else None
+            try:
+                new = self.store.put(key, data, if_match=etag, if_none_match_any=etag is None)
+            except PreconditionFailed:
+                # Changed since we wrote it (a late request of ours landed): learn the version, once.
+                with self._lock:
+                    self._etags.pop(key, None)
+                if attempt == 2:
+                    raise
+                continue
+            except Exception:
+                with self._lock:
+                    self._etags.pop(key, None)  # the outcome is unknown
+                raise
+            with self._lock:
+                self._etags[key] = new
+            return new
+        raise AssertionError("unreachable")
+
+    def _delete_own(self, key: str) -> None:
+        try:
+            self.store.delete(key)
+        except Exception:
+            with self._lock:
+                self._etags.pop(key, None)
+            raise
+        with self._lock:
+            self._etags[key] = None
 
     def _get_record(self, key: str, kind: Kind, parse: Callable[[Mapping[str, Any], str | None], T]
                     ) -> Record[T] | None:
@@ -140,15 +186,16 @@ class Coordinator:
         return self._conditional_write(app, state, if_match=None, nonce=nonce)
 
     def transition(self, app: AppKey, expected: Record[DRState], action: Action, *,
-                   intent_nonce: str | None = None, nonce: str | None = None) -> WriteOutcome:
+                   intent_nonce: str | None = None, nonce: str | None = None, reclaim: bool = False) -> WriteOutcome:
         """Make this cluster Primary at generation+1, with If-Match on the version read.
 
         Only the cluster that becomes Primary writes a transition. The caller checks
         the action's preconditions first; on a lost race (won=False) it re-plans
-        from `outcome.current`. Raises ValueError if this cluster is already Primary.
+        from `outcome.current`. Raises ValueError if this cluster is already Primary, unless
+        `reclaim` (taking back a generation released for a relocate).
         """
         state = next_state(expected.value, new_primary=self.cluster, action=action, intent_nonce=intent_nonce,
-                           changed_at=env.format_time(self._now()))
+                           changed_at=env.format_time(self._now()), reclaim=reclaim)
         return self._conditional_write(app, state, if_match=expected.etag, nonce=nonce)
 
     def delete_dr_state(self, app: AppKey, expected: Record[DRState]) -> None:
@@ -164,7 +211,7 @@ class Coordinator:
         """Write `dr-intent/{self}`; its nonce is what a transition records as intentNonce."""
         data, n = self._encode(Kind.DR_INTENT, intent.to_body())
         key = self.keys.dr_intent(app, self.cluster)
-        etag = self.store.put(key, data)
+        etag = self._put_own(key, data)
         self._update_entry(app, intent_hash=env.content_hash(intent.to_body()))
         return Record(value=intent, etag=etag, nonce=n, writer=self.cluster,
                       written_at=env.decode(data).written_at)
@@ -173,16 +220,32 @@ class Coordinator:
         return self._get_record(self.keys.dr_intent(app, cluster), Kind.DR_INTENT, DRIntent.from_body)
 
     def delete_intent(self, app: AppKey) -> None:
-        self.store.delete(self.keys.dr_intent(app, self.cluster))
+        """Withdraw the intent: from the digest first, so a crash in between leaves nothing the peer acts on."""
         self._update_entry(app, intent_hash=None)
+        self._delete_own(self.keys.dr_intent(app, self.cluster))
+
+    def published_intent(self, app: AppKey) -> Record[DRIntent] | None:
+        """Our intent as the peer sees it: the object only when the digest vouches for its content.
+
+        An intent written but not yet in the digest (a crash between the two PUTs) was never said,
+        so the caller writes it again.
+        """
+        rec = self.read_intent(app, self.cluster)
+        with self._lock:
+            entry = self._load_digest().get(app)
+        if rec is None or entry is None or entry.intent_hash != env.content_hash(rec.value.to_body()):
+            return None
+        return rec
 
     # -- cluster-status and the digest --------------------------------------
     def _load_digest(self) -> dict[AppKey, DigestEntry]:
         # Called with _lock held. Start from what S3 has, so apps not reconciled
         # since a restart keep their entries and unchanged statuses cost nothing.
         if self._digest is None:
+            key = self.keys.digest(self.cluster)
             try:
-                rec = self._get_record(self.keys.digest(self.cluster), Kind.DIGEST, Digest.from_body)
+                rec = self._get_record(key, Kind.DIGEST, Digest.from_body)
+                self._etags[key] = rec.etag if rec else None
             except CorruptObject:
                 rec = None  # rewritten on the next flush
                 self._digest_dirty = True
@@ -217,7 +280,7 @@ class Coordinator:
         if old is not None and old.status_hash == h:
             return False
         data, _ = self._encode(Kind.CLUSTER_STATUS, status.to_body())
-        self.store.put(self.keys.cluster_status(app, self.cluster), data)
+        self._put_own(self.keys.cluster_status(app, self.cluster), data)
         with self._lock:
             digest = self._load_digest()
             prev = digest.get(app)
@@ -230,7 +293,7 @@ class Coordinator:
     def delete_app_keys(self, app: AppKey) -> None:
         """Delete this cluster's intent and cluster-status for an app, and its digest entry."""
         for key in self.keys.own_app_keys(app, self.cluster):
-            self.store.delete(key)
+            self._delete_own(key)
         with self._lock:
             if self._load_digest().pop(app, None) is not None:
                 self._digest_dirty = True
@@ -257,7 +320,7 @@ class Coordinator:
                 self._digest_dirty = False
             data, _ = self._encode(Kind.DIGEST, body)
             try:
-                self.store.put(self.keys.digest(self.cluster), data)
+                self._put_own(self.keys.digest(self.cluster), data)
             except Exception:
                 with self._lock:
                     self._digest_dirty = True

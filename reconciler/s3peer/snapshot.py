@@ -283,7 +283,10 @@ class PeerReader:
             prev = table.get(app)
             if isinstance(cached.value, Record) and cached.hash != want:
                 # Written but not yet in the digest: not published. The writer reads its own state
-                # from its digest, so both sides agree on what was said (a release, say).
+                # from its digest, so both sides agree on what was said (a release, say). What we
+                # held before is no longer vouched for either (e.g. an intent being withdrawn).
+                if table.pop(app, None) is not None:
+                    changed.add(app)
                 continue
             if cached.value is None:
                 table.pop(app, None)

@@ -46,6 +46,12 @@ def test_transition_to_current_primary_is_refused() -> None:
                    changed_at=T)
 
 
+def test_reclaim_takes_the_next_generation_for_the_current_primary() -> None:
+    s = next_state(initial_state("east", T), new_primary="east", action=Action.FAILOVER, intent_nonce=None,
+                   changed_at=T, reclaim=True)
+    assert (s.primary, s.generation, s.previous_primary) == ("east", 2, "east")
+
+
 def test_initial_is_never_a_transition() -> None:
     with pytest.raises(ValueError):
         next_state(initial_state("east", T), new_primary="west", action=Action.INITIAL, intent_nonce=None,

@@ -1,0 +1,257 @@
+"""The invariants of protocol.md, checked on the ground truth after every simulated step.
+
+- I1: one Primary per generation over every dr-state ever stored; the generation each
+  cluster has acted on (DRControl status) never decreases.
+- Two VRGs asked to be primary at once only in the failover window: the highest dr-state
+  is a Failover and the other primary is its previousPrimary, which has not yet demoted.
+- I2: a VRG asked to be primary under a Relocate finds the old Primary's VRG asked to be
+  secondary and reporting Secondary.
+- I3: a VRG is asked to be primary only by a cluster that can reach S3, while the stored
+  dr-state is valid and names it.
+- I5: ReadyForApplication is True only on a cluster whose VRG is asked to be primary and
+  which is the Primary of the generation it reports, and never on two clusters for the
+  same generation.
+- I4: after the faults stop, `unsettled()` becomes None (both clusters agree with dr-state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from reconciler.kube import Obj
+from reconciler.s3peer import AppKey, ClusterStatus, CorruptObject, DRState, KeySchema, decode
+from reconciler.s3peer.envelope import Kind
+
+if TYPE_CHECKING:
+    from tests.sim.world import Event, World
+
+DR_STATE_KEY = KeySchema().dr_state(AppKey("ns", "app"))
+POLL_INTERVAL = 5.0  # the snapshot lifetime the simulated operators run with
+STATUS_KEYS = {c: KeySchema().cluster_status(AppKey("ns", "app"), c) for c in ("east", "west")}
+INTENT_KEYS = {c: KeySchema().dr_intent(AppKey("ns", "app"), c) for c in ("east", "west")}
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    message: str
+
+
+def decode_state(data: bytes | None) -> DRState | None:
+    if data is None:
+        return None
+    try:
+        return DRState.from_body(decode(data, key=DR_STATE_KEY, expected_kind=Kind.DR_STATE).body, DR_STATE_KEY)
+    except CorruptObject:
+        return None
+
+
+def _decode_status(data: bytes | None) -> ClusterStatus | None:
+    if data is None:
+        return None
+    try:
+        return ClusterStatus.from_body(decode(data, expected_kind=Kind.CLUSTER_STATUS).body, None)
+    except CorruptObject:
+        return None
+
+
+def _cond(obj: Obj | None, ctype: str) -> str:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return str(c.get("status"))
+    return ""
+
+
+def _spec_state(vrg: Obj | None) -> str:
+    return str(((vrg or {}).get("spec") or {}).get("replicationState") or "")
+
+
+class Checker:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.violations: list[Violation] = []
+        self.gen_primary: dict[int, str] = {}
+        self.highest: DRState | None = None
+        self._seen = 0
+        self._max_gen: dict[str, int] = {}
+        self._vrg_state: dict[str, str] = {}
+        self._vrg_spec: dict[str, Any] = {}
+        self._released: dict[str, bool] = {}
+        self._asked_at: dict[str, float] = {}
+        self._acted: dict[str, int] = {}  # the highest dr-state generation each cluster changed its VRG under
+        self._tampered = False
+
+    def violation(self, invariant: str, message: str) -> None:
+        self.violations.append(Violation(invariant, message))
+        self.world.trace.append(f"  VIOLATION {invariant}: {message}")
+
+    # -- third-party writes to the bucket ----------------------------------------------------
+    def tamper(self, kind: str) -> None:
+        b = self.world.bucket
+        if kind == "corrupt_drstate":
+            if DR_STATE_KEY in b.objects:
+                b.put(DR_STATE_KEY, b'{"apiVersion": "p2p.ramendr', "tamper")
+                self._tampered = True
+            return
+        cur = decode_state(b.objects.get(DR_STATE_KEY, (None, ""))[0])
+        older = [v for v in b.history if v.key == DR_STATE_KEY and v.writer != "tamper"
+                 and (s := decode_state(v.data)) is not None and cur is not None and s.generation < cur.generation]
+        if older:
+            b.put(DR_STATE_KEY, older[-1].data or b"", "tamper")  # a bucket restored from an older backup
+            self._tampered = True
+
+    def repair(self) -> None:
+        """What an operator does about a tampered bucket: put the newest dr-state back."""
+        if not self._tampered:
+            return
+        b = self.world.bucket
+        best = None
+        for v in b.history:
+            s = decode_state(v.data) if v.key == DR_STATE_KEY and v.writer != "tamper" else None
+            if s is not None and (best is None or s.generation >= best[0].generation):
+                best = (s, v.data)
+        if best is not None:
+            b.put(DR_STATE_KEY, best[1] or b"", "repair")
+        self._tampered = False
+
+    # -- the checks --------------------------------------------------------------------------
+    def check(self, ev: Event) -> None:
+        w = self.world
+        hist = w.bucket.history
+        for ver in hist[self._seen:]:
+            if ver.key != DR_STATE_KEY or ver.writer in ("tamper", "repair"):
+                continue
+            s = decode_state(ver.data)
+            if s is None:
+                continue
+            had = self.gen_primary.setdefault(s.generation, s.primary)
+            if had != s.primary:
+                self.violation("I1", f"generation {s.generation} names {had} and {s.primary}")
+            if self.highest is None or s.generation > self.highest.generation:
+                self.highest = s
+        self._seen = len(hist)
+        stored = w.bucket.objects.get(DR_STATE_KEY)
+        current = decode_state(stored[0]) if stored else None
+
+        vrgs = {c: w.vrg(c) for c in w.nodes}
+        drcs = {c: w.drcontrol(c) for c in w.nodes}
+        for c, drc in drcs.items():
+            g = int(((drc or {}).get("status") or {}).get("generation") or 0)
+            if g < self._max_gen.get(c, 0):
+                self.violation("I1", f"{c} went back from generation {self._max_gen[c]} to {g}")
+            self._max_gen[c] = max(g, self._max_gen.get(c, 0))
+
+        primaries = [c for c, v in vrgs.items() if _spec_state(v) == "primary"]
+        if len(primaries) > 1:
+            h = self.highest
+            if not (h is not None and h.action == "Failover" and h.primary in primaries):
+                self.violation("DualPrimary", f"both VRGs asked to be primary; highest dr-state {h}")
+
+        for c, v in vrgs.items():
+            state = _spec_state(v)
+            was = self._vrg_state.get(c, "")
+            self._vrg_state[c] = state
+            spec = (v or {}).get("spec")
+            if spec != self._vrg_spec.get(c) and current is not None:
+                # The VRG changed under the stored dr-state: that generation was acted on (I1: the
+                # generations a cluster acts on never decrease, even across a restored bucket).
+                acted = max(self._acted.get(c, 0), self._max_gen.get(c, 0))
+                if state == "primary" and was != "primary" and current.generation < acted:
+                    self.violation("I1", f"{c} promoted under generation {current.generation} after acting on "
+                                         f"generation {acted}")
+                self._acted[c] = max(acted, current.generation)
+            self._vrg_spec[c] = spec
+            if state != was and was and w.nodes[c].s3.faults.down:
+                self.violation("I3", f"{c} changed its VRG from {was} to {state} while S3 is unreachable")
+            if state != "primary" or was == "primary":
+                continue
+            # A promotion happened in this step.
+            if current is None or current.primary != c:
+                self.violation("I3", f"{c} promoted but the stored dr-state is {current}")
+            elif current.action == "Relocate":
+                other = next(o for o in w.nodes if o != c)
+                ov = vrgs[other]
+                ost = (ov or {}).get("status") or {}
+                ogen = int((ov or {}).get("metadata", {}).get("generation") or 0)
+                reported = ost.get("state") == "Secondary" and int(ost.get("observedGeneration") or 0) == ogen
+                if ov is not None and (_spec_state(ov) != "secondary" or not reported):
+                    self.violation("I2", f"{c} promoted for a relocate while {other}'s VRG is {_spec_state(ov)}/"
+                                         f"{ost.get('state')}")
+
+        for c in w.nodes:
+            # A release (secondary-ready at the current generation) lets the peer promote: it must
+            # never be published while the VRG is still asked to be primary (I2).
+            rel = _decode_status(w.bucket.objects.get(STATUS_KEYS[c], (None, ""))[0])
+            released = (rel is not None and current is not None and rel.role == "secondary-ready"
+                        and current.primary == c and rel.observed_generation == current.generation)
+            if released and _spec_state(vrgs[c]) == "primary":
+                self.violation("I2", f"{c} published its release of the current generation while its VRG "
+                                     "is asked to be primary")
+            if self._relocate_asked(c, drcs):
+                self._asked_at[c] = w.clock
+            # A withdrawal may take one poll interval to be seen (the peer's snapshot is that old).
+            stale_view = w.clock - self._asked_at.get(c, -1e9) <= POLL_INTERVAL
+            if released and not self._released.get(c) and not stale_view:
+                self.violation("Unasked", f"{c} released generation {current.generation if current else 0} "
+                                          "for a relocate nobody asks for")
+            self._released[c] = released
+
+        ready_gens: dict[int, str] = {}
+        for c, drc in drcs.items():
+            if _cond(drc, "ReadyForApplication") != "True":
+                continue
+            g = int(((drc or {}).get("status") or {}).get("generation") or 0)
+            if _spec_state(vrgs[c]) != "primary":
+                self.violation("I5", f"{c} is ReadyForApplication but its VRG is asked to be "
+                                     f"{_spec_state(vrgs[c]) or 'absent'}")
+            if self.gen_primary.get(g) != c:
+                self.violation("I5", f"{c} is ReadyForApplication at generation {g}, whose Primary is "
+                                     f"{self.gen_primary.get(g)}")
+            if g in ready_gens:
+                self.violation("I5", f"{ready_gens[g]} and {c} are both ReadyForApplication at generation {g}")
+            ready_gens[g] = c
+
+    def _relocate_asked(self, source: str, drcs: dict[str, Obj | None]) -> bool:
+        """Some cluster's spec, or a published intent object, asks to relocate away from `source`."""
+        target = next(o for o in self.world.nodes if o != source)
+        for drc in drcs.values():
+            spec = (drc or {}).get("spec") or {}
+            if spec.get("action") == "Relocate" and spec.get("targetCluster") == target:
+                return True
+        for key in INTENT_KEYS.values():
+            data = self.world.bucket.objects.get(key, (None, ""))[0]
+            if data is None:
+                continue
+            try:
+                body = decode(data, expected_kind=Kind.DR_INTENT).body
+            except CorruptObject:
+                continue
+            if body.get("action") == "Relocate" and body.get("target") == target:
+                return True
+        return False
+
+    def unsettled(self) -> str | None:
+        """None when both clusters agree with dr-state and nothing is in progress; else what is not."""
+        w = self.world
+        stored = w.bucket.objects.get(DR_STATE_KEY)
+        cur = decode_state(stored[0]) if stored else None
+        if cur is None:
+            return "no valid dr-state"
+        for c in w.nodes:
+            drc, vrg = w.drcontrol(c), w.vrg(c)
+            st: dict[str, Any] = (drc or {}).get("status") or {}
+            want = "primary" if c == cur.primary else "secondary"
+            vst = (vrg or {}).get("status") or {}
+            if _spec_state(vrg) != want or vst.get("state") != want.capitalize():
+                return f"{c}: VRG {_spec_state(vrg)}/{vst.get('state')}, wanted {want} (dr-state {cur})"
+            if st.get("generation") != cur.generation or st.get("currentPrimary") != cur.primary:
+                return f"{c}: status at {st.get('generation')}/{st.get('currentPrimary')}, dr-state {cur}"
+            if (_cond(drc, "ReadyForApplication") == "True") != (c == cur.primary):
+                return f"{c}: ReadyForApplication {_cond(drc, 'ReadyForApplication')}"
+            if _cond(drc, "Stalled") == "True":
+                return f"{c}: Stalled"
+            la = st.get("lastAction") or {}
+            if la.get("result") == "InProgress":
+                return f"{c}: lastAction in progress: {la}"
+        return None

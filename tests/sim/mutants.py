@@ -1,0 +1,78 @@
+"""Known bugs to inject, to show the simulation catches them (mutation self-tests).
+
+Each mutant patches the code under test for the duration of a `with mutant(name):` block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from reconciler.api import DRCONTROL, VRG
+from reconciler.controllers import drcontrol as controller_mod
+from reconciler.kube import Result
+from reconciler.kube.patch import replacing
+from reconciler.plan import drcontrol as planner_mod
+from reconciler.plan.inputs import SECONDARY, VRGView
+from reconciler.s3peer import S3PeerError
+
+
+def _promote_without_cas(self: Any, ds: Any, act: Any, why: str) -> Any:
+    # Promote on the action alone, skipping the dr-state compare-and-swap.
+    self.plan.vrg = planner_mod.desired_vrg(self.inp, "primary")
+    return self._finish(planner_mod.FAILING_OVER, False, "Transitioning", why, True)
+
+
+def _no_rollback_guard(seen: Any, current: Any) -> None:
+    return None
+
+
+def _release_before_demoted(self: VRGView) -> bool:
+    # Counts the VRG as Secondary as soon as it is asked to be, before it reports it.
+    return self.desired_state == SECONDARY
+
+
+def _demote_on_outage(self: Any, reason: str, message: str, corrupt: bool) -> Any:
+    # "Self-fencing" on an S3 outage: a blind role change the protocol forbids.
+    p = _orig_freeze(self, reason, message, corrupt)
+    p.vrg = planner_mod.desired_vrg(self.inp, SECONDARY)
+    return p
+
+
+_orig_freeze = planner_mod._Planner._freeze
+
+
+def _status_last(self: Any, drc: Any, app: Any, p: Any, peering: Any, vrg_live: Any) -> Any:
+    # The order before the fix: VRG, then cluster-status, then the DRControl status.
+    if p.vrg is not None:
+        self.applier.apply(VRG, p.vrg, vrg_live)
+    if p.publish is not None and peering is not None:
+        with contextlib.suppress(S3PeerError):
+            peering.coordinator.write_cluster_status(app, p.publish)
+    self.applier.apply_status(DRCONTROL, drc, replacing(drc.get("status"), p.status))
+    return Result(requeue_after=p.requeue_after)
+
+
+# name -> (owner, attribute, replacement, the invariant that must catch it)
+MUTANTS: dict[str, tuple[Any, str, Any, str]] = {
+    "promote-without-cas": (planner_mod._Planner, "_take_over", _promote_without_cas, "I3"),
+    "no-rollback-guard": (planner_mod, "check_rollback", _no_rollback_guard, "I1"),
+    "release-before-demoted": (VRGView, "ready_as_secondary", property(_release_before_demoted), "I2"),
+    "demote-on-outage": (planner_mod._Planner, "_freeze", _demote_on_outage, "I3"),
+    "status-last": (controller_mod.DRControlController, "_apply", _status_last, "I5"),
+}
+
+
+@contextlib.contextmanager
+def mutant(name: str) -> Iterator[None]:
+    if not name:
+        yield
+        return
+    owner, attr, replacement, _ = MUTANTS[name]
+    original = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
+    setattr(owner, attr, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, attr, original)

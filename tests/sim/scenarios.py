@@ -1,0 +1,86 @@
+"""Hand-written schedules, one per defect the simulation has found: each is a replayable seed.
+
+Each is a plain event list for `run_schedule`; `test_regressions.py` runs them and they must
+come out clean. Against the code before each fix they fail with the invariant named here.
+"""
+
+from __future__ import annotations
+
+from tests.sim.world import Event, Variant
+
+
+def rounds(n: int = 3) -> list[Event]:
+    """Fair rounds with no fault: both clusters publish, poll, reconcile and their VRGs act."""
+    out: list[Event] = []
+    for _ in range(n):
+        for c in ("east", "west"):
+            out += [("heartbeat", c), ("poll", c), ("reconcile", c), ("vrg", c), ("reconcile", c)]
+        out.append(("tick", 2))
+    return out
+
+
+SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
+    # After the relocate source released, a Failover back to it must bump the generation,
+    # not crash-loop on "already Primary".
+    "take-back-after-release": (Variant(preferred="east"), [
+        *rounds(), ("user", "east", "Relocate", "west"), ("user", "west", "Relocate", "west"),
+        ("crash", "west"), ("reconcile", "east"), ("vrg", "east"), ("reconcile", "east"),
+        ("user", "east", "Failover", "east"), ("reconcile", "east"), ("vrg", "east"), ("reconcile", "east"),
+    ], "ReconcileError"),
+    # The intent PUT lands, the digest PUT does not (kill -9 between them): after the restart
+    # the intent must still reach the peer.
+    "intent-without-digest": (Variant(preferred="east"), [
+        *rounds(), ("arm", "west", 1, "before", "/digest"), ("user", "west", "Relocate", "west"),
+        ("reconcile", "west"), ("restart", "west"), *rounds(4),
+    ], "I4"),
+    # Withdrawn relocate, killed between the intent DELETE and the digest PUT: the peer must
+    # not carry it out.
+    "withdrawn-intent-without-digest": (Variant(preferred="east"), [
+        *rounds(), ("user", "west", "Relocate", "west"), ("reconcile", "west"), ("poll", "east"),
+        ("user", "west", "", ""), ("arm", "west", 1, "after", "DELETE ns/app/dr-intent"), ("reconcile", "west"),
+        ("tick", 10), ("poll", "east"), ("reconcile", "east"), ("vrg", "east"), ("reconcile", "east"),
+        ("restart", "west"), *rounds(3),
+    ], "Unasked"),
+    # Demoted for generation 2, killed before the DRControl status recorded it, then the bucket
+    # is restored to generation 1: the old Primary must not promote again.
+    "rollback-after-unrecorded-demotion": (Variant(preferred="east"), [
+        *rounds(), ("user", "west", "Failover", "west"), ("reconcile", "west"), ("vrg", "west"),
+        ("reconcile", "west"), ("arm", "east", 1, "after", "PATCH VolumeReplicationGroup"), ("reconcile", "east"),
+        ("rollback_drstate",), ("restart", "east"), ("reconcile", "east"), ("vrg", "east"), ("reconcile", "east"),
+    ], "I1"),
+    # The VRG informer lags behind a promotion: the relocate source must not release on the
+    # stale view of a demoted VRG.
+    "release-on-lagging-informer": (Variant(preferred="west"), [
+        *rounds(), ("lag", "east", "on", "volumereplicationgroups"), ("user", "east", "Failover", "east"),
+        ("reconcile", "east"), ("reconcile", "east"), ("vrg", "east"), ("reconcile", "east"),
+        ("user", "east", "Relocate", "west"), ("user", "west", "Relocate", "west"),
+        ("heartbeat", "west"), ("poll", "east"), ("reconcile", "east"), ("heartbeat", "east"), ("poll", "west"),
+        ("reconcile", "west"), ("vrg", "west"), ("reconcile", "west"), ("reconcile", "west"),
+    ], "I2"),
+    # Killed after demoting the VRG and before the status write: ReadyForApplication must not
+    # stay True beside a demoted VRG.
+    "ready-outlives-role": (Variant(preferred="east"), [
+        *rounds(), ("user", "west", "Failover", "west"), ("reconcile", "west"), ("reconcile", "west"),
+        ("arm", "east", 1, "after", "PATCH VolumeReplicationGroup"), ("reconcile", "east"),
+    ], "I5"),
+    # Relocate asked on both, then the source's spec switched to Failover: neither may wait
+    # for the other forever.
+    "relocate-then-failover-conflict": (Variant(preferred="east"), [
+        ("user", "west", "Relocate", "west"), ("user", "east", "Failover", "west"),
+    ], "I4"),
+    # Failover to itself asked on each cluster: the role moves at most once more, never back
+    # and forth.
+    "failover-both-ways": (Variant(preferred="west"), [
+        ("reconcile", "west"), ("user", "west", "Failover", "west"), ("user", "east", "Failover", "east"),
+    ], "I4"),
+    # A cluster-status PUT answered with a timeout lands after a newer one: the stale copy must
+    # not stand in for the newer report the relocate waits for.
+    "late-cluster-status": (Variant(preferred="west"), [
+        ("fault", "east", "late_next_write"), ("user", "west", "Relocate", "east"), ("reconcile", "east"),
+        ("reconcile", "west"), ("vrg", "east"), ("reconcile", "east"), ("deliver",),
+    ], "I4"),
+    # A cleared action that was never carried out ends as Cancelled, not InProgress forever.
+    "cleared-action-ends": (Variant(preferred="west"), [
+        ("user", "west", "Relocate", "east"), ("reconcile", "west"), ("user", "west", "Relocate", "west"),
+    ], "I4"),
+}

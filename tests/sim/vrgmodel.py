@@ -1,0 +1,46 @@
+"""A model of Ramen's VRG controller for the simulation: one step acts on every VRG's spec.
+
+It reports what the real controller reports once it has acted (state, conditions with
+observedGeneration, the final-sync flags), and honours finalizers on deletion. How long
+that takes is the scheduler's business: a step happens when the schedule says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.api import VRG
+from reconciler.kube import Obj
+from tests.sim.memkube import MemApiServer
+
+
+def reported_status(vrg: Obj) -> dict[str, Any]:
+    spec = vrg.get("spec") or {}
+    gen = int(vrg["metadata"].get("generation") or 0)
+    primary = spec.get("replicationState") == "primary"
+
+    def cond(ctype: str, reason: str) -> dict[str, Any]:
+        return {"type": ctype, "status": "True", "reason": reason, "observedGeneration": gen}
+
+    return {
+        "state": "Primary" if primary else "Secondary",
+        "observedGeneration": gen,
+        "conditions": [cond("DataReady", "Ready" if primary else "Replicating"),
+                       cond("DataProtected", "Protected"),
+                       cond("ClusterDataReady", "Restored"),
+                       cond("ClusterDataProtected", "Uploaded")],
+        "prepareForFinalSyncComplete": bool(spec.get("prepareForFinalSync")) and primary,
+        "finalSyncComplete": bool(spec.get("runFinalSync")) and primary,
+    }
+
+
+def vrg_step(server: MemApiServer, now: str) -> None:
+    for vrg in server.list(VRG):
+        if vrg["metadata"].get("deletionTimestamp"):
+            vrg["metadata"]["finalizers"] = []
+            server.write(VRG, vrg, None)
+            continue
+        status = reported_status(vrg)
+        if vrg.get("status") != status:
+            vrg["status"] = status
+            server.write(VRG, vrg, "status")
