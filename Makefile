@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test lint typecheck unit build env-up env-down env-status demo bench clean
+.PHONY: test lint typecheck unit build env-up env-down env-status demo bench bench-sim clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating virtualenv $(VENV) and installing ramen-p2p with dev tools"
@@ -44,6 +44,9 @@ env-status: $(STAMP)
 
 demo: $(STAMP)
 	@$(PY) -m e2e.demo
+
+bench-sim: $(STAMP)
+	@$(PY) bench/bench_sim.py --schedules $${SCHEDULES:-100000}
 
 clean: env-down
 	rm -rf $(VENV)
