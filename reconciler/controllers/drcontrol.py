@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -214,7 +215,7 @@ class DRControlController:
                 live_vrg = self._read_vrg(app)
                 if _resource_version(live_vrg) != _resource_version(vrg_obj):
                     vrg_obj = live_vrg
-                    continue
+                    p = plan(dataclasses.replace(inp, vrg=VRGView(vrg_obj)))
             if not p.coordination or peering is None:
                 break
             if self._coordinate(peering, app, p, rec):

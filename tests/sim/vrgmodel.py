@@ -34,6 +34,17 @@ def reported_status(vrg: Obj) -> dict[str, Any]:
     }
 
 
+def vrg_degrade(server: MemApiServer) -> None:
+    """What Ramen's VRG reports while a newly selected PVC is not protected yet: state Unknown,
+    DataReady False, for the generation it has seen. The next step reports health again."""
+    for vrg in server.list(VRG):
+        status = reported_status(vrg)
+        status["state"] = "Unknown"
+        status["conditions"][0] = {**status["conditions"][0], "status": "False", "reason": "Progressing"}
+        vrg["status"] = status
+        server.write(VRG, vrg, "status")
+
+
 def vrg_step(server: MemApiServer, now: str) -> None:
     for vrg in server.list(VRG):
         if vrg["metadata"].get("deletionTimestamp"):

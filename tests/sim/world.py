@@ -32,7 +32,7 @@ from tests.sim import mutants
 from tests.sim.checks import Checker, Violation
 from tests.sim.memkube import ListRecorder, MemApiServer, MemCache, MemKubeClient
 from tests.sim.mems3 import MemBucket, MemS3Client
-from tests.sim.vrgmodel import vrg_step
+from tests.sim.vrgmodel import vrg_degrade, vrg_step
 
 CLUSTERS = ("east", "west")
 NS, APP = "ns", "app"
@@ -209,6 +209,9 @@ class World:
         if kind == "vrg":
             vrg_step(node.server, self.now())
             return
+        if kind == "vrg_degrade":
+            vrg_degrade(node.server)
+            return
         if kind == "restart":
             if node.controller is None:
                 self.start(c)
@@ -324,8 +327,10 @@ def generate(rng: random.Random, length: int, *, tamper: bool = True) -> list[Ev
         r = rng.random()
         if r < 0.30:
             events.append(("reconcile", c))
-        elif r < 0.42:
+        elif r < 0.40:
             events.append(("vrg", c))
+        elif r < 0.42:
+            events.append(("vrg_degrade", c))
         elif r < 0.50:
             events.append(("heartbeat", c))
         elif r < 0.56:
