@@ -108,7 +108,9 @@ CLUSTER_RULES: tuple[Rule, ...] = (
     Rule(("ramendr.openshift.io",), ("drcontrols/status", "drpolicies/status", "drclusters/status"), ("patch",)),
     Rule(("ramendr.openshift.io",), ("drpolicies", "drclusters"), ("list", "watch")),
     # The VRG of each protected app: created, patched and, when protection is removed, deleted.
-    Rule(("ramendr.openshift.io",), ("volumereplicationgroups",), ("list", "watch", "create", "patch", "delete")),
+    # `get`: a release is published only after a fresh read of the VRG (not the cache).
+    Rule(("ramendr.openshift.io",), ("volumereplicationgroups",),
+         ("get", "list", "watch", "create", "patch", "delete")),
     # Local fencing (DRCluster clusterFence).
     Rule(("csiaddons.openshift.io",), ("networkfences",), ("list", "watch", "create", "patch", "delete")),
     # Storage classes published to the peer; the last two only when their CRDs are served.

@@ -52,7 +52,7 @@ CLUSTER_WIDE = [
     *(Call(RAMEN, r, v) for r in ("drpolicies", "drclusters") for v in ("list", "watch")),
     Call(RAMEN, "drpolicies/status", "patch"),
     Call(RAMEN, "drclusters/status", "patch"),
-    *(Call(RAMEN, "volumereplicationgroups", v) for v in ("list", "watch", "create", "patch", "delete")),
+    *(Call(RAMEN, "volumereplicationgroups", v) for v in ("get", "list", "watch", "create", "patch", "delete")),
     *(Call("csiaddons.openshift.io", "networkfences", v) for v in ("list", "watch", "create", "patch", "delete")),
     *(Call("storage.k8s.io", "storageclasses", v) for v in ("list", "watch")),
     *(Call("snapshot.storage.k8s.io", "volumesnapshotclasses", v) for v in ("list", "watch")),
