@@ -16,11 +16,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reconciler.api import DRCONTROL
 from reconciler.kube import Obj
-from reconciler.s3peer import AppKey, ClusterStatus, CorruptObject, DRState, KeySchema, decode
+from reconciler.s3peer import AppKey, ClusterStatus, CorruptObject, DRState, KeySchema, decode, encode
 from reconciler.s3peer.envelope import Kind
 
 if TYPE_CHECKING:
@@ -75,12 +78,14 @@ class Checker:
         self.highest: DRState | None = None
         self._seen = 0
         self._max_gen: dict[str, int] = {}
+        self._uid: dict[str, Any] = {}
         self._vrg_state: dict[str, str] = {}
         self._vrg_spec: dict[str, Any] = {}
         self._released: dict[str, bool] = {}
         self._asked_at: dict[str, float] = {}
         self._acted: dict[str, int] = {}  # the highest dr-state generation each cluster changed its VRG under
         self._tampered = False
+        self._forged: list[tuple[str, bytes]] = []
 
     def violation(self, invariant: str, message: str) -> None:
         self.violations.append(Violation(invariant, message))
@@ -101,11 +106,34 @@ class Checker:
             b.put(DR_STATE_KEY, older[-1].data or b"", "tamper")  # a bucket restored from an older backup
             self._tampered = True
 
+    def forge_release(self) -> None:
+        """A third party rewrites the Primary's own digest entry to say it released its generation."""
+        b = self.world.bucket
+        current = decode_state(b.objects.get(DR_STATE_KEY, (None, ""))[0])
+        if current is None:
+            return
+        key = KeySchema().digest(current.primary)
+        stored = b.objects.get(key)
+        if stored is None:
+            return
+        env = decode(stored[0], expected_kind=Kind.DIGEST)
+        body = json.loads(json.dumps(env.body))
+        entry = body.get("apps", {}).get("ns/app")
+        if entry is None:
+            return
+        entry.update(role="secondary-ready", observedGeneration=current.generation)
+        data, _ = encode(Kind.DIGEST, current.primary, body, now=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+        self._forged.append((key, stored[0]))
+        b.put(key, data, "tamper")
+
     def repair(self) -> None:
-        """What an operator does about a tampered bucket: put the newest dr-state back."""
+        """What an operator does about a tampered bucket: put the newest dr-state back, undo forgeries."""
+        b = self.world.bucket
+        for key, data in reversed(self._forged):
+            b.put(key, data, "repair")
+        self._forged.clear()
         if not self._tampered:
             return
-        b = self.world.bucket
         best = None
         for v in b.history:
             s = decode_state(v.data) if v.key == DR_STATE_KEY and v.writer != "tamper" else None
@@ -122,6 +150,15 @@ class Checker:
         for ver in hist[self._seen:]:
             if ver.key != DR_STATE_KEY or ver.writer in ("tamper", "repair"):
                 continue
+            if ver.data is None:
+                # dr-state goes with the last cluster to leave: never from under a live protection
+                # that has published itself (one that never said anything cannot be known).
+                live = [c for c in w.nodes if c != ver.writer and self._protecting(c)]
+                if live:
+                    self.violation("Orphaned", f"{ver.writer} deleted dr-state while {live} still protect the app")
+                self.gen_primary.clear()  # a later protection starts a new lineage at generation 1
+                self.highest = None
+                continue
             s = decode_state(ver.data)
             if s is None:
                 continue
@@ -137,6 +174,12 @@ class Checker:
         vrgs = {c: w.vrg(c) for c in w.nodes}
         drcs = {c: w.drcontrol(c) for c in w.nodes}
         for c, drc in drcs.items():
+            uid = (drc or {}).get("metadata", {}).get("uid")
+            if uid != self._uid.get(c):
+                # A new DRControl is a new protection (docs/protocol.md, Decisions): it starts over.
+                self._uid[c] = uid
+                self._max_gen.pop(c, None)
+                self._acted.pop(c, None)
             g = int(((drc or {}).get("status") or {}).get("generation") or 0)
             if g < self._max_gen.get(c, 0):
                 self.violation("I1", f"{c} went back from generation {self._max_gen[c]} to {g}")
@@ -162,7 +205,7 @@ class Checker:
                                          f"generation {acted}")
                 self._acted[c] = max(acted, current.generation)
             self._vrg_spec[c] = spec
-            if state != was and was and w.nodes[c].s3.faults.down:
+            if state != was and was and state and w.nodes[c].s3.faults.down:
                 self.violation("I3", f"{c} changed its VRG from {was} to {state} while S3 is unreachable")
             if state != "primary" or was == "primary":
                 continue
@@ -199,8 +242,8 @@ class Checker:
 
         ready_gens: dict[int, str] = {}
         for c, drc in drcs.items():
-            if _cond(drc, "ReadyForApplication") != "True":
-                continue
+            if _cond(drc, "ReadyForApplication") != "True" or (drc or {})["metadata"].get("deletionTimestamp"):
+                continue  # a protection being removed no longer gates anything
             g = int(((drc or {}).get("status") or {}).get("generation") or 0)
             if _spec_state(vrgs[c]) != "primary":
                 self.violation("I5", f"{c} is ReadyForApplication but its VRG is asked to be "
@@ -211,6 +254,18 @@ class Checker:
             if g in ready_gens:
                 self.violation("I5", f"{ready_gens[g]} and {c} are both ReadyForApplication at generation {g}")
             ready_gens[g] = c
+
+    def _protecting(self, c: str) -> bool:
+        """`c` has a DRControl not being deleted and its digest lists the app."""
+        server = self.world.nodes[c].server
+        drc = server.objects.get(server.key(DRCONTROL, "app", "ns"))
+        if drc is None or drc["metadata"].get("deletionTimestamp"):
+            return False
+        stored = self.world.bucket.objects.get(KeySchema().digest(c))
+        try:
+            return stored is not None and "ns/app" in decode(stored[0], expected_kind=Kind.DIGEST).body.get("apps", {})
+        except CorruptObject:
+            return True
 
     def _relocate_asked(self, source: str, drcs: dict[str, Obj | None]) -> bool:
         """Some cluster's spec, or a published intent object, asks to relocate away from `source`."""

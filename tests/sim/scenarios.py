@@ -79,6 +79,11 @@ SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
         ("fault", "east", "late_next_write"), ("user", "west", "Relocate", "east"), ("reconcile", "east"),
         ("reconcile", "west"), ("vrg", "east"), ("reconcile", "east"), ("deliver",),
     ], "I4"),
+    # A third party forges the Primary's own digest entry to say "released"; the Primary restarts
+    # and must not demote for a relocate nobody asked for.
+    "forged-own-release": (Variant(preferred="east"), [
+        *rounds(), ("forge_release",), ("crash", "east"), ("restart", "east"), *rounds(2),
+    ], "Unasked"),
     # A cleared action that was never carried out ends as Cancelled, not InProgress forever.
     "cleared-action-ends": (Variant(preferred="west"), [
         ("user", "west", "Relocate", "east"), ("reconcile", "west"), ("user", "west", "Relocate", "west"),

@@ -145,6 +145,10 @@ class World:
                                       "metadata": {"name": dc},
                                       "spec": {"clusterName": dc, "s3ProfileName": PROFILE,
                                                "clusterFence": "Unfenced"}})
+        self._create_drcontrol(server)
+
+    def _create_drcontrol(self, server: MemApiServer) -> None:
+        v = self.variant
         vrg_spec: dict[str, Any] = {"replicationType": "async", "pvcSelector": {"matchLabels": {"app": APP}},
                                     "s3Profiles": [PROFILE]}
         if v.volsync:
@@ -204,6 +208,9 @@ class World:
         if kind in ("corrupt_drstate", "rollback_drstate"):
             self.checker.tamper(kind)
             return
+        if kind == "forge_release":
+            self.checker.forge_release()
+            return
         c = ev[1]
         node = self.nodes[c]
         if kind == "vrg":
@@ -229,6 +236,14 @@ class World:
             return
         if kind == "user":
             self._user(node, ev[2], ev[3] if len(ev) > 3 else "")
+            return
+        if kind == "delete":
+            with contextlib.suppress(ApiError):
+                node.server.delete(DRCONTROL, APP, NS, self.now())
+            return
+        if kind == "protect":
+            if node.server.get(DRCONTROL, APP, NS) is None:
+                self._create_drcontrol(node.server)
             return
         ctl = node.controller
         if ctl is None:
@@ -283,6 +298,7 @@ class World:
         stable = 0
         for _ in range(max_rounds):
             for c in CLUSTERS:
+                self.step(("protect", c))  # a protection removed during the schedule is asked for again
                 for kind in ("heartbeat", "poll", "reconcile", "vrg", "reconcile"):
                     self.step((kind, c))
             self.step(("tick", 2.0))
@@ -356,8 +372,10 @@ def generate(rng: random.Random, length: int, *, tamper: bool = True) -> list[Ev
             events.append(("deliver",))
         elif r < 0.97:
             events.append(("lag", c, rng.choice(("on", "off")), rng.choice(("volumereplicationgroups", "drcontrols"))))
-        elif r < 0.98:
+        elif r < 0.975:
             events.append(("wall_jump", rng.choice((-3600, 3600))))
+        elif r < 0.98:
+            events.append((rng.choice(("delete", "protect")), c))
         elif tamper:
             events.append((rng.choice(("corrupt_drstate", "rollback_drstate")),))
     return events
