@@ -79,6 +79,8 @@ class Coordinator:
         self._storage_classes_hash: str | None = None
         self._digest_dirty = False
         self._heartbeat_seq: int | None = None
+        #: Why the digest cannot be written (too large), or None.
+        self.digest_problem: str | None = None
 
     # -- helpers -------------------------------------------------------------
     def _encode(self, kind: Kind, body: Mapping[str, Any], nonce: str | None = None) -> tuple[bytes, str]:
@@ -172,6 +174,11 @@ class Coordinator:
     def read_intent(self, app: AppKey, cluster: str) -> Record[DRIntent] | None:
         return self._get_record(self.keys.dr_intent(app, cluster), Kind.DR_INTENT, DRIntent.from_body)
 
+    def read_own_status(self, app: AppKey) -> Record[ClusterStatus] | None:
+        """This cluster's cluster-status object as stored: what the peer acts on, unlike our digest entry."""
+        return self._get_record(self.keys.cluster_status(app, self.cluster), Kind.CLUSTER_STATUS,
+                                ClusterStatus.from_body)
+
     def delete_intent(self, app: AppKey) -> None:
         self.store.delete(self.keys.dr_intent(app, self.cluster))
         self._update_entry(app, intent_hash=None)
@@ -255,7 +262,15 @@ class Coordinator:
                     return False
                 body = Digest(apps=dict(digest), storage_classes_hash=self._storage_classes_hash).to_body()
                 self._digest_dirty = False
-            data, _ = self._encode(Kind.DIGEST, body)
+            try:
+                data, _ = self._encode(Kind.DIGEST, body)
+            except env.EnvelopeTooLarge as e:
+                # Kept for the DRCluster status: peers cannot see our changes until the digest shrinks.
+                self.digest_problem = f"{e} ({len(body['apps'])} apps)"
+                with self._lock:
+                    self._digest_dirty = True
+                raise
+            self.digest_problem = None
             try:
                 self.store.put(self.keys.digest(self.cluster), data)
             except Exception:
