@@ -91,11 +91,13 @@ def hold_roles_while(adv: DRPair, app: str, until: Callable[[], bool], what: str
 def test_preferred_cluster_outside_the_policy_stalls_and_recovers(adv: DRPair) -> None:
     app = "pref-mallory"
     adv.protect(preferred="mallory", name=app)
-    for c in ("east", "west"):
-        adv.wait(lambda c=c: cond(adv.drc(c, app), "Stalled").get("reason") == "InvalidPreferredCluster",  # type: ignore[misc]
-                 f"{c} stalls on preferredCluster mallory")
-        assert "mallory" in cond(adv.drc(c, app), "Stalled")["message"]
-        assert adv.vrg(c, app) is None  # nothing created on a guess
+    def stalled_on(name: str) -> Callable[[], bool]:
+        return lambda: cond(adv.drc(name, app), "Stalled").get("reason") == "InvalidPreferredCluster"
+
+    for name in ("east", "west"):
+        adv.wait(stalled_on(name), f"{name} stalls on preferredCluster mallory")
+        assert "mallory" in cond(adv.drc(name, app), "Stalled")["message"]
+        assert adv.vrg(name, app) is None  # nothing created on a guess
     operators_alive(adv)
     for c in adv.clusters.values():
         c.custom.patch_namespaced_custom_object(G, V, adv.namespace, "drcontrols", app,

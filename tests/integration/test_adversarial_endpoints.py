@@ -53,7 +53,7 @@ def probe_server(clusters: dict[str, Cluster], s3_settings: dict[str, str]) -> I
     manager = Manager(api, Options(cluster_name="east"), config)
     srv = serve_http("127.0.0.1:0", manager, KubeAuthorizer(manager.client, review_burst=5),
                      request_deadline=DEADLINE, max_connections=4)
-    yield srv.server_address[0], srv.server_address[1]
+    yield str(srv.server_address[0]), int(srv.server_address[1])
     srv.shutdown()
     srv.server_close()
 
@@ -68,7 +68,7 @@ def plugin_server(clusters: dict[str, Cluster], tmp_path_factory: pytest.TempPat
     import threading
 
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv.server_address[0], srv.server_address[1]
+    yield str(srv.server_address[0]), int(srv.server_address[1])
     srv.shutdown()
     srv.server_close()
     gen.close()

@@ -24,7 +24,7 @@ from e2e.s3count import counting_store
 from reconciler.api import DRCLUSTER, NETWORKFENCE
 from reconciler.controllers.drcluster import DRClusterController
 from reconciler.controllers.drcontrol import DRControlController
-from reconciler.controllers.peering import Peering, PeeringRegistry, PeeringSettings
+from reconciler.controllers.peering import Peering, PeeringError, PeeringRegistry, PeeringSettings
 from reconciler.kube import Applier, Cache, EventRecorder, KubeClient
 from reconciler.plan.drcontrol import plan
 from reconciler.plan.inputs import PlanInput, PolicyView, VRGView
@@ -352,3 +352,11 @@ def test_dr_state_model_accepts_what_we_write() -> None:
     # The bounds are not stricter than what an honest cluster writes.
     state = DRState("east", 2**53, DRState.from_body(json.loads(_dr_state())["body"]).action, "west", None, T)
     assert DRState.from_body(state.to_body()) == state
+
+
+@pytest.mark.parametrize("peer", ["bad/name", "..", "Upper", "x" * 64])
+def test_policy_peer_name_that_cannot_be_a_key_segment_is_a_peering_error(sides: dict[str, Side], peer: str) -> None:
+    # The DRPolicy schema bounds drClusters' length only; such a name would raise deep in key building.
+    with pytest.raises(PeeringError, match="DNS-1123 label"):
+        sides["east"].registry.get("shared", peer)
+    assert sides["east"].registry.get("shared", "west").peer == "west"
