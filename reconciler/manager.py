@@ -115,7 +115,7 @@ class Manager:
                                            now=lambda: datetime.now(UTC))
         self.drcluster = DRClusterController(options.cluster_name, self.client, self.cache, self.applier,
                                              self.peerings, now=lambda: datetime.now(UTC),
-                                             poll_interval=options.poll_interval)
+                                             poll_interval=options.poll_interval, read_secret=self._read_secret)
         self.controllers: list[Controller] = []
         self._optional_classes: list[ResourceType] = []
 

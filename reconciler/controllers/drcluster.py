@@ -10,8 +10,9 @@ from typing import Any
 
 from reconciler.api import DRCLUSTER, NETWORKFENCE
 from reconciler.api.conditions import Condition, set_condition
+from reconciler.controllers.nudge import peer_config
 from reconciler.controllers.peering import PeeringError, PeeringRegistry
-from reconciler.kube import Applier, Cache, KubeClient, Result
+from reconciler.kube import Applier, Cache, KubeClient, Obj, Result
 from reconciler.kube.errors import ApiError
 from reconciler.plan.drcluster import fence_name, plan_fence
 from reconciler.s3peer import S3PeerError
@@ -43,6 +44,29 @@ class DRClusterController:
     peerings: PeeringRegistry
     now: Callable[[], datetime]
     poll_interval: float = 30.0
+    # Reads a Secret (namespace, name); when set, a peerEndpoint's credentials are checked up front.
+    read_secret: Callable[[str, str], Obj] | None = None
+
+    def _peer_endpoint_condition(self, dc: Obj, conds: list[Condition], now: datetime,
+                                 gen: int) -> list[Condition]:
+        """Whether nudges to this peer can be sent: refused credentials are shown, not only logged."""
+        ep = (dc.get("spec") or {}).get("peerEndpoint")
+        if not isinstance(ep, dict) or self.read_secret is None:
+            return [c for c in conds if c.type != "PeerEndpointUsable"]
+        ref = ep.get("secretRef") or {}
+        try:
+            peer_config(self.read_secret(str(ref.get("namespace") or ""), str(ref.get("name") or "")), ep)
+        except ApiError as e:
+            return set_condition(conds, "PeerEndpointUsable", False, "SecretUnreadable",
+                                 f"Secret {ref.get('namespace')}/{ref.get('name')}: {e.reason}; no nudges are "
+                                 "sent (the peer learns on its next poll)", now=now, observed_generation=gen)
+        except ValueError as e:
+            return set_condition(conds, "PeerEndpointUsable", False, "UnsafeKubeconfig",
+                                 f"{e}; no nudges are sent (the peer learns on its next poll)", now=now,
+                                 observed_generation=gen)
+        return set_condition(conds, "PeerEndpointUsable", True, "Usable",
+                             f"nudges go to {ep.get('apiServer') or 'the server of the Secret'}", now=now,
+                             observed_generation=gen)
 
     def _peer_storage_classes(self, profile: str, peer: str) -> tuple[list[dict[str, Any]], int] | str:
         """The peer's classes fit for DRCluster status, and how many entries were left out."""
@@ -93,6 +117,7 @@ class DRClusterController:
         if target == self.cluster:
             conds = self._digest_condition(conds, now, gen)
         else:
+            conds = self._peer_endpoint_condition(dc, conds, now, gen)
             got = self._peer_storage_classes(str(spec.get("s3ProfileName") or ""), target)
             if isinstance(got, str):
                 conds = set_condition(conds, "S3Reachable", False, "S3Unreachable", got, now=now,

@@ -89,6 +89,22 @@ def check_api_server(cfg: dict[str, Any], api_server: str, where: str) -> None:
                                f"({server!r}); refusing to send its credentials elsewhere")
 
 
+def peer_config(secret: Obj, ep: dict[str, Any]) -> dict[str, Any]:
+    """The kubeconfig a peerEndpoint's Secret allows, checked; raises ValueError (UnsafeKubeconfig) saying why not."""
+    ref = ep.get("secretRef") or {}
+    where = f"Secret {ref.get('namespace')}/{ref.get('name')}"
+    raw = (secret.get("data") or {}).get(KUBECONFIG_KEY)
+    if not raw:
+        raise UnsafeKubeconfig(f"{where} has no key {KUBECONFIG_KEY}")
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except ValueError:
+        raise UnsafeKubeconfig(f"{where}: key {KUBECONFIG_KEY} is not base64") from None
+    cfg = load_peer_kubeconfig(data, where)
+    check_api_server(cfg, str(ep.get("apiServer") or ""), where)
+    return cfg
+
+
 class PeerNudger:
     def __init__(self, cache: Cache, read_secret: Callable[[str, str], Obj], workers: int = 2,
                  timeout: float = 5.0) -> None:
@@ -117,13 +133,7 @@ class PeerNudger:
             hit = self._clients.get(peer)
             if hit is not None and hit[0] == version:
                 return hit[1]
-        where = f"Secret {ref['namespace']}/{ref['name']}"
-        raw = (secret.get("data") or {}).get(KUBECONFIG_KEY)
-        if not raw:
-            raise ValueError(f"{where} has no key {KUBECONFIG_KEY}")
-        cfg = load_peer_kubeconfig(base64.b64decode(raw), where)
-        check_api_server(cfg, str(ep.get("apiServer") or ""), where)
-        api = k8s_config.new_client_from_config_dict(cfg)
+        api = k8s_config.new_client_from_config_dict(peer_config(secret, ep))
         client = KubeClient(api, request_timeout=self.timeout)
         with self._lock:
             self._clients[peer] = (version, client)

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from reconciler.controllers.drcluster import DRClusterController
 from reconciler.controllers.drcontrol import DRControlController
 from reconciler.controllers.peering import Peering, PeeringError, PeeringRegistry, PeeringSettings
 from reconciler.kube import Applier, Cache, EventRecorder, KubeClient
+from reconciler.manager import SECRETS
 from reconciler.plan.drcontrol import plan
 from reconciler.plan.inputs import PlanInput, PolicyView, VRGView
 from reconciler.s3peer import AppKey, ClusterStatus, Coordinator, Kind, ObjectStore, Role, S3PeerError
@@ -108,7 +110,8 @@ def drcluster_controller(side: Side) -> DRClusterController:
     side.cache.start()
     assert side.cache.wait_for_sync(30)
     return DRClusterController(side.cluster, side.client, side.cache, Applier(side.client), side.registry,
-                               now=lambda: dt.datetime.now(dt.UTC))
+                               now=lambda: dt.datetime.now(dt.UTC),
+                               read_secret=lambda ns, name: side.client.get(SECRETS, name, ns))
 
 
 def cond(p: Any, ctype: str) -> dict[str, Any]:
@@ -360,3 +363,49 @@ def test_policy_peer_name_that_cannot_be_a_key_segment_is_a_peering_error(sides:
     with pytest.raises(PeeringError, match="DNS-1123 label"):
         sides["east"].registry.get("shared", peer)
     assert sides["east"].registry.get("shared", "west").peer == "west"
+
+
+# -- peer credentials, checked before any nudge ------------------------------------------------
+def _exec_kubeconfig(west: Cluster) -> bytes:
+    cfg = harness.inline_kubeconfig(west.kubeconfig)
+    cfg["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "/bin/sh",
+                                        "args": ["-c", "touch /tmp/ramen-p2p-pwned"]}}
+    return json.dumps(cfg).encode()
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("exec", "UnsafeKubeconfig"),
+    ("redirected", "UnsafeKubeconfig"),
+    ("no-key", "UnsafeKubeconfig"),
+    ("missing-secret", "SecretUnreadable"),
+])
+def test_unusable_peer_endpoint_is_a_drcluster_condition_and_recovers(
+        sides: dict[str, Side], clusters: dict[str, Cluster], s3_settings: dict[str, str], case: str,
+        reason: str) -> None:
+    east_c, west_c = clusters["east"], clusters["west"]
+    harness.configure_cluster(east_c, s3_settings, peer_kubeconfigs={"west": west_c.kubeconfig})
+    east = sides["east"]
+    if case == "exec":
+        harness.put_secret(east_c, "west-kubeconfig", {"kubeconfig": _exec_kubeconfig(west_c)})
+    elif case == "redirected":
+        east.client.merge_patch(DRCLUSTER, "west", None,
+                                {"spec": {"peerEndpoint": {"apiServer": "https://mallory.example:6443"}}})
+    elif case == "no-key":
+        harness.put_secret(east_c, "west-kubeconfig", {"other": b"x"})
+    else:
+        east.client.merge_patch(DRCLUSTER, "west", None,
+                                {"spec": {"peerEndpoint": {"secretRef": {"name": "no-such-secret"}}}})
+    try:
+        drcluster_controller(east).reconcile("west")
+        c = next(c for c in east.client.get(DRCLUSTER, "west")["status"]["conditions"]
+                 if c["type"] == "PeerEndpointUsable")
+        assert c["status"] == "False" and c["reason"] == reason and "no nudges are sent" in c["message"]
+        assert not Path("/tmp/ramen-p2p-pwned").exists()
+
+        harness.configure_cluster(east_c, s3_settings, peer_kubeconfigs={"west": west_c.kubeconfig})  # repaired
+        drcluster_controller(east).reconcile("west")
+        c = next(c for c in east.client.get(DRCLUSTER, "west")["status"]["conditions"]
+                 if c["type"] == "PeerEndpointUsable")
+        assert c["status"] == "True"
+    finally:
+        harness.configure_cluster(east_c, s3_settings)
