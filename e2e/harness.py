@@ -105,10 +105,22 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
 def _peer_endpoint(c: Cluster, peer: str, kubeconfig: Path) -> dict[str, Any]:
     """Store the peer's kubeconfig in a Secret on `c`; return the DRCluster peerEndpoint naming it."""
     name = f"{peer}-kubeconfig"
-    put_secret(c, name, {"kubeconfig": kubeconfig.read_bytes()})
-    cfg = yaml.safe_load(kubeconfig.read_text())
+    cfg = inline_kubeconfig(kubeconfig)
+    put_secret(c, name, {"kubeconfig": json.dumps(cfg).encode()})
     return {"apiServer": cfg["clusters"][0]["cluster"]["server"],
             "secretRef": {"name": name, "namespace": OPERATOR_NS}}
+
+
+def inline_kubeconfig(kubeconfig: Path) -> dict[str, Any]:
+    """The kubeconfig with its certificate and key files inlined as *-data, as a Secret must hold it."""
+    cfg: dict[str, Any] = yaml.safe_load(kubeconfig.read_text())
+    for section, inner in (("clusters", "cluster"), ("users", "user")):
+        for item in cfg.get(section) or []:
+            body = item[inner]
+            for f in ("certificate-authority", "client-certificate", "client-key"):
+                if f in body:
+                    body[f"{f}-data"] = base64.b64encode(Path(body.pop(f)).read_bytes()).decode()
+    return cfg
 
 
 def put_secret(c: Cluster, name: str, data: dict[str, bytes]) -> None:

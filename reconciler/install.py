@@ -254,8 +254,9 @@ def operator_args(o: InstallOptions) -> list[str]:
         f"--namespace={o.namespace}",
         f"--peer-poll-interval={o.peer_poll_interval}",
         f"--heartbeat-interval={o.heartbeat_interval}",
-        f"--metrics-bind-address=:{METRICS_PORT}",
-        f"--health-probe-bind-address=:{PROBE_PORT}",
+        # $(POD_IP) is expanded by the kubelet from the container's env (the downward API).
+        f"--metrics-bind-address=$(POD_IP):{METRICS_PORT}",
+        f"--health-probe-bind-address=$(POD_IP):{PROBE_PORT}",
         "--leader-elect",
         "--log-format=json",
     ]

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from kubernetes import client as k8s
@@ -22,6 +21,7 @@ from reconciler.controllers.drcontrol import DRControlController, utc_now
 from reconciler.controllers.drpolicy import DRPolicyController
 from reconciler.controllers.nudge import PeerNudger
 from reconciler.controllers.peering import PeeringRegistry, PeeringSettings, profile_store_factory
+from reconciler.httpbounds import MAX_CONNECTIONS, REQUEST_DEADLINE, BoundedHandler, BoundedHTTPServer
 from reconciler.install import LEASE_NAME
 from reconciler.kube import (
     Applier,
@@ -40,6 +40,7 @@ from reconciler.metrics import Metrics
 from reconciler.metrics_auth import KubeAuthorizer
 from reconciler.notify import WebhookNotifier
 from reconciler.s3peer import ObjectStore, S3PeerError
+from reconciler.s3peer.envelope import EnvelopeTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ VOLUMESNAPSHOTCLASSES = ResourceType("snapshot.storage.k8s.io", "v1", "volumesna
                                      "VolumeSnapshotClass", namespaced=False, has_status=False)
 VOLUMEREPLICATIONCLASSES = ResourceType("replication.storage.openshift.io", "v1alpha1", "volumereplicationclasses",
                                         "VolumeReplicationClass", namespaced=False, has_status=False)
+
+
+#: Apps reconciled per poll cycle regardless of change (see Manager._rotate).
+ROTATING_CHECKS = 4
 
 
 @dataclass(frozen=True)
@@ -77,10 +82,13 @@ class Manager:
         self.applier = Applier(self.client)
         self.events = EventRecorder(self.client, "ramen-operator", host=options.cluster_name)
         self.stop_event = threading.Event()
+        #: Set when leadership ended without a stop request.
+        self.lost_leadership = False
         self._threads: list[threading.Thread] = []
         self._last_heartbeat_ok = False
         # The peer staleness each poll last saw: a flip (either way) re-reconciles every app.
         self._peer_stale: dict[str, bool] = {}
+        self._rotation = 0  # where the rotating dr-state check continues
         hmac_key = self._secret_value(config.hmac_secret.namespace, config.hmac_secret.name, "hmacKey") \
             if config.hmac_secret else None
 
@@ -107,7 +115,7 @@ class Manager:
                                            now=lambda: datetime.now(UTC))
         self.drcluster = DRClusterController(options.cluster_name, self.client, self.cache, self.applier,
                                              self.peerings, now=lambda: datetime.now(UTC),
-                                             poll_interval=options.poll_interval)
+                                             poll_interval=options.poll_interval, read_secret=self._read_secret)
         self.controllers: list[Controller] = []
         self._optional_classes: list[ResourceType] = []
 
@@ -198,6 +206,9 @@ class Manager:
         for coord in self.peerings.coordinators():
             try:
                 coord.heartbeat(operator_version=__version__, ready=self.cache.has_synced())
+            except EnvelopeTooLarge as e:
+                # The heartbeat was written; only the digest was not (DRCluster status says so).
+                log.error("digest not written: %s", e)
             except S3PeerError as e:
                 ok = False
                 log.warning("heartbeat failed: %s", e)
@@ -226,6 +237,23 @@ class Manager:
                     queue.add(key)
             for app in snap.changed:
                 queue.add(f"{app.namespace}/{app.name}")
+        self._rotate(queue.add)
+
+    def _rotate(self, add: Callable[[str], None]) -> None:
+        """Reconcile the next few apps in turn, whatever changed.
+
+        Steady apps are otherwise reconciled only at the resync (10 minutes): a dr-state replaced or
+        corrupted behind our back would go unnoticed that long. Each check is one conditional GET
+        (a 304 when unchanged), so this costs ROTATING_CHECKS requests per poll whatever the number
+        of apps, and every app is looked at within ceil(apps / ROTATING_CHECKS) poll intervals.
+        """
+        keys = sorted(self.drcontrol.keys_for_all())
+        if not keys:
+            return
+        start = self._rotation % len(keys)
+        for key in (keys[start:] + keys[:start])[:ROTATING_CHECKS]:
+            add(key)
+        self._rotation = start + ROTATING_CHECKS
 
     # -- lifecycle ---------------------------------------------------------------------------
     def ready(self) -> bool:
@@ -263,10 +291,17 @@ class Manager:
             return
         import socket
 
+        def stopped_leading() -> None:
+            # Not asked to stop: the Lease was lost (API server gone, or another holder). The process
+            # must exit non-zero so its supervisor restarts it rather than count a clean shutdown.
+            if not self.stop_event.is_set():
+                self.lost_leadership = True
+            self.stop_event.set()
+
         elector = LeaderElector(self.client, LeaseConfig(LEASE_NAME, self.options.namespace,
                                                          f"{socket.gethostname()}-{threading.get_native_id()}"),
                                 on_started_leading=self._run_controllers,
-                                on_stopped_leading=self.stop_event.set)
+                                on_stopped_leading=stopped_leading)
         elector.start()
         self.stop_event.wait()
         elector.stop()
@@ -275,9 +310,11 @@ class Manager:
 
 def _class_summary(obj: Obj) -> dict[str, Any]:
     out: dict[str, Any] = {"name": obj["metadata"]["name"], "kind": obj.get("kind", "")}
-    for k in ("provisioner", "driver"):
-        if k in obj:
-            out["provisioner"] = obj[k]
+    # StorageClass: provisioner; VolumeSnapshotClass: driver; VolumeReplicationClass: spec.provisioner.
+    for v in (obj.get("provisioner"), obj.get("driver"), (obj.get("spec") or {}).get("provisioner")):
+        if isinstance(v, str) and v:
+            out["provisioner"] = v
+            break
     labels = obj["metadata"].get("labels") or {}
     for label, field in (("ramendr.openshift.io/storageid", "storageID"),
                          ("ramendr.openshift.io/replicationid", "replicationID")):
@@ -286,7 +323,9 @@ def _class_summary(obj: Obj) -> dict[str, Any]:
     return out
 
 
-def serve_http(address: str, manager: Manager, authorizer: KubeAuthorizer | None = None) -> ThreadingHTTPServer:
+def serve_http(address: str, manager: Manager, authorizer: KubeAuthorizer | None = None, *,
+               request_deadline: float = REQUEST_DEADLINE, max_connections: int = MAX_CONNECTIONS
+               ) -> BoundedHTTPServer:
     """/healthz, /readyz and /metrics on one address (host:port; ':8080' means all interfaces).
 
     Probes answer anyone (the kubelet sends no credentials); /metrics, when an
@@ -294,7 +333,7 @@ def serve_http(address: str, manager: Manager, authorizer: KubeAuthorizer | None
     """
     host, _, port = address.rpartition(":")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(BoundedHandler):
         def do_GET(self) -> None:
             if self.path == "/healthz":
                 self._send(200, "text/plain", b"ok")
@@ -322,6 +361,8 @@ def serve_http(address: str, manager: Manager, authorizer: KubeAuthorizer | None
         def log_message(self, format: str, *args: Any) -> None:
             return  # probes every few seconds would drown the log
 
-    server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)
+    # Every request has request_deadline seconds in all; at most max_connections are served at once.
+    server = BoundedHTTPServer((host.strip("[]") or "0.0.0.0", int(port)), Handler,
+                               request_deadline=request_deadline, max_connections=max_connections)
     threading.Thread(target=server.serve_forever, name=f"http-{address}", daemon=True).start()
     return server

@@ -25,17 +25,33 @@ SUBJECTACCESSREVIEWS = ResourceType("authorization.k8s.io", "v1", "subjectaccess
 
 @dataclass(frozen=True)
 class Decision:
-    status: int  # 200, 401 or 403 (503 when the API server cannot be asked)
+    status: int  # 200, 401 or 403 (429 over the review rate, 503 when the API server cannot be asked)
     reason: str
 
 
 class KubeAuthorizer:
-    def __init__(self, client: KubeClient, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: KubeClient, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 reviews_per_second: float = 5.0, review_burst: int = 20) -> None:
         self.client = client
         self.ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], tuple[float, Decision]] = {}
+        # Every token not in the cache costs a TokenReview: a client sending a new bad token per
+        # request must not turn /metrics into a load generator for the API server.
+        self._rate = reviews_per_second
+        self._burst = float(review_burst)
+        self._tokens = float(review_burst)
+        self._refilled = clock()
+
+    def _may_review(self, now: float) -> bool:
+        with self._lock:
+            self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
+            self._refilled = now
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
 
     def decide(self, authorization: str | None, path: str) -> Decision:
         scheme, _, token = (authorization or "").partition(" ")
@@ -47,6 +63,8 @@ class KubeAuthorizer:
             hit = self._cache.get(key)
             if hit is not None and hit[0] > now:
                 return hit[1]
+        if not self._may_review(now):
+            return Decision(429, "too many tokens to check right now; retry later")
         decision = self._ask(token.strip(), path)
         if decision.status != 503:  # an API outage is not remembered
             with self._lock:

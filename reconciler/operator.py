@@ -6,10 +6,12 @@ import argparse
 import faulthandler
 import json
 import logging
+import os
 import signal
 import sys
 from typing import Any
 
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -20,6 +22,7 @@ from reconciler.kube import CONFIGMAPS, KubeClient
 from reconciler.kube.errors import ApiError
 from reconciler.manager import Manager, Options, serve_http
 from reconciler.metrics_auth import KubeAuthorizer
+from reconciler.s3peer.envelope import is_label
 
 log = logging.getLogger("ramen-operator")
 
@@ -80,11 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("botocore").setLevel(logging.WARNING)
 
-    if args.kubeconfig:
-        api = k8s_config.new_client_from_config(config_file=args.kubeconfig)
-    else:
-        k8s_config.load_incluster_config()
-        api = k8s.ApiClient()
+    if not is_label(args.cluster_name):
+        print(f"ramen-operator: --cluster-name {args.cluster_name!r} must be a DNS-1123 label (lower-case "
+              "letters, digits and '-', at most 63 characters), as in the DRPolicy's drClusters", file=sys.stderr)
+        return 2
+    api = _api_client(args.kubeconfig)
+    if api is None:
+        return 2
     try:
         cm = KubeClient(api).get(CONFIGMAPS, CONFIGMAP_NAME, args.namespace)
         config = parse_config(cm, args.namespace)
@@ -121,8 +126,30 @@ def main(argv: list[str] | None = None) -> int:
     manager.run()
     for s in servers:
         s.shutdown()
+    if manager.lost_leadership:
+        log.error("lost the leader Lease (API server unreachable or another holder); exiting to be restarted",
+                  extra={"cluster": args.cluster_name})
+        return 1
     log.info("stopped", extra={"cluster": args.cluster_name})
     return 0
+
+
+def _api_client(kubeconfig: str | None) -> k8s.ApiClient | None:
+    """The API client, or None after printing why the kubeconfig (or in-cluster config) is unusable."""
+    where = f"--kubeconfig {kubeconfig}" if kubeconfig else "in-cluster configuration"
+    if kubeconfig and not os.path.exists(kubeconfig):
+        print(f"ramen-operator: {where}: no such file", file=sys.stderr)
+        return None
+    try:
+        if kubeconfig:
+            return k8s_config.new_client_from_config(config_file=kubeconfig)
+        k8s_config.load_incluster_config()
+        return k8s.ApiClient()
+    except (k8s_config.ConfigException, OSError, ValueError, TypeError, AttributeError, KeyError,
+            yaml.YAMLError) as e:
+        # The client library reports a bad file in many ways; all mean the same to the person starting us.
+        print(f"ramen-operator: {where} cannot be used: {type(e).__name__}: {e}", file=sys.stderr)
+    return None
 
 
 if __name__ == "__main__":

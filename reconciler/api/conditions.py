@@ -140,6 +140,9 @@ def is_condition_true(conditions: Sequence[Condition], cond_type: str, generatio
     return generation is None or c.observed_generation == generation
 
 
+MAX_MESSAGE = 4096
+
+
 def set_condition(
     conditions: Sequence[Condition],
     cond_type: str,
@@ -155,6 +158,10 @@ def set_condition(
     lastTransitionTime moves to `now` only when the status changes, so watchers see when a
     condition last flipped, not when it was last recomputed. Order of the other conditions is kept.
     """
+    # The CRDs cap messages at 32768 characters; a longer one (e.g. quoting a hostile S3 value) would
+    # make every status write fail with 422. Messages are for people: the start says what matters.
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE - 3] + "..."
     status_str = (TRUE if status else FALSE) if isinstance(status, bool) else status
     if status_str not in STATUSES:
         raise ValueError(f"condition status must be one of {', '.join(STATUSES)}, got {status_str!r}")

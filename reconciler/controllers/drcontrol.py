@@ -71,6 +71,8 @@ class DRControlController:
     nudge: Callable[[str, str, str], None] | None = None
     _nudges_seen: dict[AppKey, str] = field(default_factory=dict)
     _own_intents: dict[AppKey, DRIntent | None] = field(default_factory=dict)
+    # Digest status hashes of releases confirmed against the per-app object.
+    _confirmed_releases: dict[AppKey, str | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- inputs ---------------------------------------------------------------
@@ -133,14 +135,17 @@ class DRControlController:
         reader = peering.reader
         try:
             rec = peering.coordinator.read_dr_state(app)
+            unknown = _unknown_primary(rec, (self.cluster, peering.peer))
+            if unknown is not None:
+                return Coordination(error=unknown, peer_health=reader.health()), None
             snap = reader.snapshot()
-            own_entry = peering.coordinator.digest_entries().get(app)
-            own_status = ClusterStatus(own_entry.role, own_entry.observed_generation) if own_entry else None
+            own_status = self._own_status(peering, app)
             own_intent = self._own_intent(peering, app)
         except S3PeerError as e:
             return Coordination(error=CoordinationError(e.reason, str(e), isinstance(e, CorruptObject)),
                                 peer_health=reader.health()), None
         peer_status = peer_intent = None
+        health = reader.health()
         try:
             ps = snap.status(app)
             peer_status = ps.value if ps else None
@@ -148,7 +153,9 @@ class DRControlController:
             peer_intent = pi.value if pi else None
         except CorruptObject as e:
             # A bad peer report is not a reason to freeze: failover must work without the peer.
+            # It is shown (PeerConnected) so a waiting relocate does not blame the peer's VRG.
             log.warning("ignoring corrupt peer object for %s: %s", app, e, extra={"key": f"{app.namespace}/{app.name}"})
+            health = dataclasses.replace(health, corrupt=f"{e.reason}: {e}")
         return Coordination(
             dr_state=rec.value if rec else None,
             dr_state_etag=rec.etag if rec else None,
@@ -156,8 +163,33 @@ class DRControlController:
             peer_status=peer_status,
             own_intent=own_intent,
             peer_intent=peer_intent,
-            peer_health=reader.health(),
+            peer_health=health,
         ), rec
+
+    def _own_status(self, peering: Peering, app: AppKey) -> ClusterStatus | None:
+        """This cluster's own report, from its digest; a release is checked against the per-app object.
+
+        A release (`secondary-ready`) keeps this cluster demoted, so it must not rest on the digest
+        alone: an entry nobody wrote (a forged or stale digest read at start) would hand the app
+        away. The object is what the peer acts on; one GET per release, remembered by its hash.
+        """
+        entry = peering.coordinator.digest_entries().get(app)
+        if entry is None:
+            return None
+        if entry.role != Role.SECONDARY_READY:
+            return ClusterStatus(entry.role, entry.observed_generation)
+        with self._lock:
+            confirmed = self._confirmed_releases.get(app) == entry.status_hash
+        if not confirmed:
+            rec = peering.coordinator.read_own_status(app)
+            obj = rec.value if rec else None
+            if obj is None or obj.role != entry.role or obj.observed_generation != entry.observed_generation:
+                log.warning("the digest says this cluster released generation %d, its cluster-status does not: "
+                            "not acting on it", entry.observed_generation, extra={"key": _k(app)})
+                return None
+            with self._lock:
+                self._confirmed_releases[app] = entry.status_hash
+        return ClusterStatus(entry.role, entry.observed_generation)
 
     # -- the reconcile ----------------------------------------------------------
     def reconcile(self, key: str) -> Result | None:
@@ -401,6 +433,15 @@ def _releases(p: Plan, co: Coordination) -> bool:
 
 def _resource_version(obj: Obj | None) -> str | None:
     return None if obj is None else str((obj.get("metadata") or {}).get("resourceVersion"))
+
+
+def _unknown_primary(rec: Record[DRState] | None, clusters: tuple[str, ...]) -> CoordinationError | None:
+    """A well-formed dr-state naming a cluster outside the DRPolicy is not acted on: roles freeze."""
+    if rec is None or rec.value.primary in clusters:
+        return None
+    return CoordinationError("UnknownPrimary", f"dr-state generation {rec.value.generation} names "
+                             f"{rec.value.primary!r} as Primary, which is not one of the DRPolicy's clusters "
+                             f"{list(clusters)}", corrupt=True)
 
 
 def _k(app: AppKey) -> str:

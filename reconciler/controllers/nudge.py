@@ -30,6 +30,81 @@ NUDGE_ANNOTATION = "drcontrol.ramendr.openshift.io/nudge"
 KUBECONFIG_KEY = "kubeconfig"
 
 
+# Kubeconfig user entries that run a program or read the operator's own files: a Secret that names
+# them would run commands inside the operator, or send its own ServiceAccount token to the peer.
+_REFUSED_USER_FIELDS = ("exec", "auth-provider", "tokenFile", "client-certificate", "client-key", "username",
+                        "password")
+_REFUSED_CLUSTER_FIELDS = ("certificate-authority", "proxy-url")
+
+
+class UnsafeKubeconfig(ValueError):
+    """The peer kubeconfig asks for something the operator refuses to do with it."""
+
+
+def _current(cfg: dict[str, Any], section: str, name: str, where: str) -> dict[str, Any]:
+    for item in cfg.get(section) or []:
+        if isinstance(item, dict) and item.get("name") == name:
+            inner = item.get(section[:-1])
+            if isinstance(inner, dict):
+                return inner
+    raise UnsafeKubeconfig(f"{where}: kubeconfig has no {section[:-1]} {name!r} for its current context")
+
+
+def load_peer_kubeconfig(data: bytes, where: str) -> dict[str, Any]:
+    """Parse a peer kubeconfig and keep only its current context, refusing exec/auth-provider and file paths."""
+    try:
+        cfg = yaml.safe_load(data)
+    except yaml.YAMLError as e:
+        raise UnsafeKubeconfig(f"{where}: kubeconfig is not YAML: {e}") from None
+    if not isinstance(cfg, dict):
+        raise UnsafeKubeconfig(f"{where}: kubeconfig is not a mapping")
+    ctx_name = cfg.get("current-context")
+    contexts = [c for c in cfg.get("contexts") or [] if isinstance(c, dict)]
+    if not ctx_name and len(contexts) == 1:
+        ctx_name = contexts[0].get("name")
+    ctx = _current(cfg, "contexts", str(ctx_name or ""), where)
+    user = _current(cfg, "users", str(ctx.get("user") or ""), where)
+    cluster = _current(cfg, "clusters", str(ctx.get("cluster") or ""), where)
+    bad = [f"users[].user.{k}" for k in _REFUSED_USER_FIELDS if k in user]
+    bad += [f"clusters[].cluster.{k}" for k in _REFUSED_CLUSTER_FIELDS if k in cluster]
+    if bad:
+        raise UnsafeKubeconfig(f"{where}: kubeconfig uses {', '.join(bad)}, which the operator refuses (use "
+                               "token or client-certificate-data/client-key-data, and certificate-authority-data)")
+    # Only the one context is kept, so nothing else in the file is ever loaded.
+    return {"apiVersion": "v1", "kind": "Config", "current-context": "peer",
+            "contexts": [{"name": "peer", "context": {"cluster": "peer", "user": "peer"}}],
+            "clusters": [{"name": "peer", "cluster": cluster}], "users": [{"name": "peer", "user": user}]}
+
+
+def check_api_server(cfg: dict[str, Any], api_server: str, where: str) -> None:
+    """The credentials go only where the Secret says: a DRCluster `apiServer` must name that same server.
+
+    Anyone who may edit a DRCluster could otherwise send the peer credentials to a server of theirs.
+    """
+    server = str(cfg["clusters"][0]["cluster"].get("server") or "")
+    if not server.startswith("https://"):
+        raise UnsafeKubeconfig(f"{where}: the kubeconfig server must be an https:// URL, got {server!r}")
+    if api_server and api_server.rstrip("/") != server.rstrip("/"):
+        raise UnsafeKubeconfig(f"DRCluster peerEndpoint.apiServer {api_server!r} is not the server of {where} "
+                               f"({server!r}); refusing to send its credentials elsewhere")
+
+
+def peer_config(secret: Obj, ep: dict[str, Any]) -> dict[str, Any]:
+    """The kubeconfig a peerEndpoint's Secret allows, checked; raises ValueError (UnsafeKubeconfig) saying why not."""
+    ref = ep.get("secretRef") or {}
+    where = f"Secret {ref.get('namespace')}/{ref.get('name')}"
+    raw = (secret.get("data") or {}).get(KUBECONFIG_KEY)
+    if not raw:
+        raise UnsafeKubeconfig(f"{where} has no key {KUBECONFIG_KEY}")
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except ValueError:
+        raise UnsafeKubeconfig(f"{where}: key {KUBECONFIG_KEY} is not base64") from None
+    cfg = load_peer_kubeconfig(data, where)
+    check_api_server(cfg, str(ep.get("apiServer") or ""), where)
+    return cfg
+
+
 class PeerNudger:
     def __init__(self, cache: Cache, read_secret: Callable[[str, str], Obj], workers: int = 2,
                  timeout: float = 5.0) -> None:
@@ -58,12 +133,7 @@ class PeerNudger:
             hit = self._clients.get(peer)
             if hit is not None and hit[0] == version:
                 return hit[1]
-        raw = (secret.get("data") or {}).get(KUBECONFIG_KEY)
-        if not raw:
-            raise ValueError(f"Secret {ref['namespace']}/{ref['name']} has no key {KUBECONFIG_KEY}")
-        api = k8s_config.new_client_from_config_dict(yaml.safe_load(base64.b64decode(raw)))
-        if ep.get("apiServer"):
-            api.configuration.host = str(ep["apiServer"])  # the DRCluster names the server; the Secret, who we are
+        api = k8s_config.new_client_from_config_dict(peer_config(secret, ep))
         client = KubeClient(api, request_timeout=self.timeout)
         with self._lock:
             self._clients[peer] = (version, client)

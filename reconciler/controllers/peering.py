@@ -18,6 +18,7 @@ from reconciler.s3peer import (
     client_for_profile,
     credentials_from_secret,
 )
+from reconciler.s3peer.envelope import is_label
 
 
 class PeeringError(Exception):
@@ -60,6 +61,9 @@ class PeeringRegistry:
         self._coordinators: dict[str, Coordinator] = {}
 
     def get(self, profile: str, peer: str) -> Peering:
+        if not is_label(peer):
+            # The DRPolicy schema bounds the length only; the name becomes an S3 key segment.
+            raise PeeringError(f"peer cluster name {peer[:80]!r} is not a DNS-1123 label")
         with self._lock:
             found = self._peerings.get((profile, peer))
             if found is not None:

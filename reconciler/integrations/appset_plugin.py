@@ -31,10 +31,10 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from reconciler.httpbounds import MAX_CONNECTIONS, REQUEST_DEADLINE, BoundedHandler, BoundedHTTPServer
 from reconciler.integrations.clusters import DRControlReader, kube_reader, parse_cluster_arg, read_all
 from reconciler.integrations.readiness import decide
 
@@ -147,21 +147,21 @@ def error(code: str, message: str) -> dict[str, Any]:
     return {"error": code, "message": message}
 
 
-class PluginServer(ThreadingHTTPServer):
-    daemon_threads = True
+class PluginServer(BoundedHTTPServer):
     # Without this, a restart within TIME_WAIT would fail to bind the port.
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], generator: Generator, token: TokenFile) -> None:
-        super().__init__(address, Handler)
+    def __init__(self, address: tuple[str, int], generator: Generator, token: TokenFile, *,
+                 max_connections: int = MAX_CONNECTIONS, request_deadline: float = REQUEST_DEADLINE) -> None:
+        # The whole request (not each read) has request_deadline seconds: a slow drip is cut off.
+        super().__init__(address, Handler, max_connections=max_connections, request_deadline=request_deadline)
         self.generator = generator
         self.token = token
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(BoundedHandler):
     server: PluginServer
     protocol_version = "HTTP/1.1"
-    timeout = 10  # seconds a client may take to send its request; stops slow-drip connections
     server_version = "ramen-p2p-appset-plugin"
     sys_version = ""
 
@@ -174,6 +174,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            # Say so: a client that reuses the connection would otherwise fail its next request with EOF.
+            self.send_header("Connection", "close")
         for k, v in headers:
             self.send_header(k, v)
         self.end_headers()

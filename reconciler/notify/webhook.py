@@ -59,12 +59,13 @@ def _utc_now() -> str:
 
 
 def _redacted(url: str) -> str:
-    """The URL without credentials or query, which may carry tokens and must not reach the log."""
+    """Scheme and host only: credentials, query and path (Slack-style webhooks keep their secret in
+    the path) must not reach the log."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return urllib.parse.urlunsplit((parts.scheme, host, "/..." if parts.path not in ("", "/") else "", "", ""))
 
 
 @dataclass(frozen=True)

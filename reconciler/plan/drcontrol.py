@@ -331,6 +331,10 @@ class _Planner:
             self.sb.condition("PeerConnected", False, "PeerStale",
                               f"the heartbeat of {self.peer} has not changed recently (last seen {health.last_seen});"
                               " planned relocation waits, failover is possible")
+        elif health.corrupt:
+            self.sb.condition("PeerConnected", False, "PeerObjectCorrupt",
+                              f"an object {self.peer} published cannot be used ({health.corrupt}); planned "
+                              "relocation waits until it is repaired, failover is possible")
         else:
             self.sb.condition("PeerConnected", True, "HeartbeatFresh", f"{self.peer} is publishing heartbeats")
 
@@ -527,6 +531,10 @@ class _Planner:
         claimer = preferred or self.me
         if act is not None and act.target == self.me:
             claimer = self.me
+        if claimer not in self.inp.policy.clusters:
+            # Nobody outside the policy will ever claim: say so rather than wait forever.
+            return self._stall("InvalidPreferredCluster", f"spec.preferredCluster {claimer!r} is not one of the "
+                               f"DRPolicy's clusters {list(self.inp.policy.clusters)}")
         self.sb.status.pop("currentPrimary", None)
         self._ready_for_application(None)
         if claimer == self.me:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from reconciler.s3peer.errors import CorruptObject, SignatureInvalid
+from reconciler.s3peer.errors import CorruptObject, S3PeerError, SignatureInvalid
 
 API_VERSION = "p2p.ramendr.openshift.io/v1"
 MAX_OBJECT_BYTES = 1024 * 1024
@@ -43,8 +43,17 @@ class Kind(StrEnum):
     DIGEST = "Digest"
 
 
-class EnvelopeTooLarge(ValueError):
-    """Raised when encoding: we refuse to write what a reader would call corrupt."""
+class EnvelopeTooLarge(S3PeerError, ValueError):
+    """Raised when encoding: we refuse to write what a reader would call corrupt.
+
+    An S3PeerError, so every caller that handles a failed write (a reconcile, the heartbeat)
+    handles this one too instead of failing on it every time.
+    """
+
+    reason = "EnvelopeTooLarge"
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message, key=key)
 
 
 @dataclass(frozen=True)
@@ -156,8 +165,9 @@ def decode(
     if expected_kind is not None and kind != expected_kind:
         raise CorruptObject(f"kind {kind} where {expected_kind} was expected", key=key)
     for f in ("writer", "writtenAt", "nonce"):
-        if not isinstance(doc[f], str) or not doc[f]:
-            raise CorruptObject(f"envelope field {f} must be a non-empty string", key=key)
+        if not isinstance(doc[f], str) or not doc[f] or len(doc[f]) > MAX_SHORT_STRING:
+            raise CorruptObject(f"envelope field {f} must be a non-empty string of at most {MAX_SHORT_STRING} "
+                                "characters", key=key)
     if not _TIME_RE.match(doc["writtenAt"]):
         raise CorruptObject(f"writtenAt {doc['writtenAt']!r} is not an RFC 3339 UTC time", key=key)
     if not isinstance(doc["body"], dict):
@@ -199,23 +209,56 @@ def decode_ramen_metadata(data: bytes, *, key: str | None = None) -> Any:
 
 
 # -- small typed accessors used by the body models -------------------------
-def req_str(body: Mapping[str, Any], field: str, key: str | None) -> str:
+#: Generations and sequences must fit Kubernetes' int64 status fields after +1, and stay exact in
+#: JSON readers that use doubles: 2**53 is far beyond any real count and below both limits.
+MAX_COUNTER = 2**53
+#: Free-form strings (nonces, times, versions) are short; a longer one is not ours.
+MAX_SHORT_STRING = 256
+
+
+def req_str(body: Mapping[str, Any], field: str, key: str | None, *, max_len: int = MAX_SHORT_STRING) -> str:
     v = body.get(field)
     if not isinstance(v, str) or not v:
         raise CorruptObject(f"body field {field} must be a non-empty string", key=key)
+    if len(v) > max_len:
+        raise CorruptObject(f"body field {field} is {len(v)} characters long, over {max_len}", key=key)
     return v
 
 
-def opt_str(body: Mapping[str, Any], field: str, key: str | None) -> str | None:
+def opt_str(body: Mapping[str, Any], field: str, key: str | None, *, max_len: int = MAX_SHORT_STRING) -> str | None:
     """A field that must be present and either null or a non-empty string."""
     if field not in body:
         raise CorruptObject(f"body lacks {field}", key=key)
-    return None if body[field] is None else req_str(body, field, key)
+    return None if body[field] is None else req_str(body, field, key, max_len=max_len)
 
 
-def req_int(body: Mapping[str, Any], field: str, key: str | None, *, minimum: int = 0) -> int:
+def req_int(body: Mapping[str, Any], field: str, key: str | None, *, minimum: int = 0,
+            maximum: int = MAX_COUNTER) -> int:
     v = body.get(field)
     # bool is an int subclass in Python; JSON true is not a generation.
-    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-        raise CorruptObject(f"body field {field} must be an integer >= {minimum}", key=key)
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum or v > maximum:
+        raise CorruptObject(f"body field {field} must be an integer from {minimum} to {maximum}", key=key)
     return v
+
+
+_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def is_label(v: object) -> bool:
+    """A DNS-1123 label (what a cluster name is: it becomes a key segment and a status field)."""
+    return isinstance(v, str) and len(v) <= 63 and bool(_LABEL_RE.match(v))
+
+
+def req_label(body: Mapping[str, Any], field: str, key: str | None) -> str:
+    v = body.get(field)
+    if not is_label(v):
+        shown = v[:64] + "..." if isinstance(v, str) and len(v) > 64 else v
+        raise CorruptObject(f"body field {field} must be a cluster name (DNS-1123 label), got {shown!r}", key=key)
+    assert isinstance(v, str)
+    return v
+
+
+def opt_label(body: Mapping[str, Any], field: str, key: str | None) -> str | None:
+    if field not in body:
+        raise CorruptObject(f"body lacks {field}", key=key)
+    return None if body[field] is None else req_label(body, field, key)

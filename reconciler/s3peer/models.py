@@ -7,11 +7,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from reconciler.s3peer.envelope import content_hash, opt_str, req_int, req_str
+from reconciler.s3peer.envelope import content_hash, opt_label, opt_str, req_int, req_label, req_str
 from reconciler.s3peer.errors import CorruptObject
 from reconciler.s3peer.keys import AppKey
 
 E = TypeVar("E", bound=StrEnum)
+
+#: More storage classes than any cluster has; the list is copied into DRCluster status.
+MAX_STORAGE_CLASSES = 1000
+_HASH_MAX = 64
 
 
 class Action(StrEnum):
@@ -69,10 +73,10 @@ class DRState:
     @classmethod
     def from_body(cls, body: Mapping[str, Any], key: str | None = None) -> DRState:
         st = cls(
-            primary=req_str(body, "primary", key),
+            primary=req_label(body, "primary", key),
             generation=req_int(body, "generation", key, minimum=1),
             action=_enum(Action, body, "action", key),
-            previous_primary=opt_str(body, "previousPrimary", key),
+            previous_primary=opt_label(body, "previousPrimary", key),
             intent_nonce=opt_str(body, "intentNonce", key),
             changed_at=req_str(body, "changedAt", key),
         )
@@ -108,7 +112,7 @@ class DRIntent:
             raise CorruptObject("an intent cannot ask for Initial", key=key)
         return cls(
             action=action,
-            target=req_str(body, "target", key),
+            target=req_label(body, "target", key),
             base_generation=req_int(body, "baseGeneration", key),
             spec_generation=req_int(body, "specGeneration", key),
             requested_at=req_str(body, "requestedAt", key),
@@ -183,6 +187,8 @@ class StorageClasses:
         raw = body.get("classes")
         if not isinstance(raw, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in raw):
             raise CorruptObject("body field classes must be a list of objects with a name", key=key)
+        if len(raw) > MAX_STORAGE_CLASSES:
+            raise CorruptObject(f"{len(raw)} storage classes, over {MAX_STORAGE_CLASSES}", key=key)
         return cls(classes=tuple(raw))
 
     def content_hash(self) -> str:
@@ -213,10 +219,10 @@ class DigestEntry:
         if not isinstance(body, dict):
             raise CorruptObject("digest entry must be an object", key=key)
         ih = body.get("intentHash")
-        if ih is not None and not isinstance(ih, str):
-            raise CorruptObject("digest intentHash must be a string", key=key)
+        if ih is not None and (not isinstance(ih, str) or len(ih) > _HASH_MAX):
+            raise CorruptObject("digest intentHash must be a short string", key=key)
         return cls(
-            status_hash=opt_str(body, "statusHash", key),
+            status_hash=opt_str(body, "statusHash", key, max_len=_HASH_MAX),
             role=_enum(Role, body, "role", key),
             observed_generation=req_int(body, "observedGeneration", key),
             intent_hash=ih,
@@ -249,6 +255,6 @@ class Digest:
                 raise CorruptObject(f"digest has an invalid app key {k!r}", key=key) from None
             apps[app] = DigestEntry.from_body(v, key)
         sch = body.get("storageClassesHash")
-        if sch is not None and not isinstance(sch, str):
+        if sch is not None and (not isinstance(sch, str) or len(sch) > _HASH_MAX):
             raise CorruptObject("digest storageClassesHash must be a string", key=key)
         return cls(apps=apps, storage_classes_hash=sch)

@@ -81,6 +81,8 @@ class Coordinator:
         self._heartbeat_seq: int | None = None
         # The ETag of each of our own objects as we last wrote it (None: known absent).
         self._etags: LRUCache[str, str | None] = LRUCache(maxsize=4 * dr_state_cache_size)
+        #: Why the digest cannot be written (too large), or None.
+        self.digest_problem: str | None = None
 
     # -- helpers -------------------------------------------------------------
     def _encode(self, kind: Kind, body: Mapping[str, Any], nonce: str | None = None) -> tuple[bytes, str]:
@@ -219,6 +221,11 @@ class Coordinator:
     def read_intent(self, app: AppKey, cluster: str) -> Record[DRIntent] | None:
         return self._get_record(self.keys.dr_intent(app, cluster), Kind.DR_INTENT, DRIntent.from_body)
 
+    def read_own_status(self, app: AppKey) -> Record[ClusterStatus] | None:
+        """This cluster's cluster-status object as stored: what the peer acts on, unlike our digest entry."""
+        return self._get_record(self.keys.cluster_status(app, self.cluster), Kind.CLUSTER_STATUS,
+                                ClusterStatus.from_body)
+
     def delete_intent(self, app: AppKey) -> None:
         """Withdraw the intent: from the digest first, so a crash in between leaves nothing the peer acts on."""
         self._update_entry(app, intent_hash=None)
@@ -318,7 +325,15 @@ class Coordinator:
                     return False
                 body = Digest(apps=dict(digest), storage_classes_hash=self._storage_classes_hash).to_body()
                 self._digest_dirty = False
-            data, _ = self._encode(Kind.DIGEST, body)
+            try:
+                data, _ = self._encode(Kind.DIGEST, body)
+            except env.EnvelopeTooLarge as e:
+                # Kept for the DRCluster status: peers cannot see our changes until the digest shrinks.
+                self.digest_problem = f"{e} ({len(body['apps'])} apps)"
+                with self._lock:
+                    self._digest_dirty = True
+                raise
+            self.digest_problem = None
             try:
                 self._put_own(self.keys.digest(self.cluster), data)
             except Exception:

@@ -150,6 +150,9 @@ class _State:
     intents: dict[AppKey, _Cached] = field(default_factory=dict)
     storage_classes: _Cached | None = None
     blind: bool = False  # the last poll failed
+    #: (kind, app) -> (digest hash, monotonic time) of a fetch that did not yield that hash (absent,
+    #: corrupt or different): not fetched again for the same digest hash until `retry_after` passed.
+    tried: dict[tuple[str, AppKey], tuple[str | None, float]] = field(default_factory=dict)
 
 
 class PeerReader:
@@ -167,6 +170,7 @@ class PeerReader:
         error_ttl: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
         fetch_workers: int = 8,
+        retry_after: float | None = None,
     ) -> None:
         self.store = store
         self.peer = peer
@@ -175,6 +179,8 @@ class PeerReader:
         self.stale_after = stale_after
         self._mono = monotonic
         self._workers = fetch_workers
+        # Ghost digest entries (no object behind them) must not cost a GET per poll each.
+        self._retry_after = retry_after if retry_after is not None else max(60.0, 10 * poll_interval)
         self._poll_lock = threading.Lock()
         self._state = _State(track=start_tracking(monotonic()))
 
@@ -263,6 +269,8 @@ class PeerReader:
             for app in [a for a in table if a not in digest]:
                 del table[app]
                 changed.add(app)
+        for tk in [t for t in st.tried if t[1] not in digest]:
+            del st.tried[tk]
 
         jobs: list[tuple[str, AppKey, str | None]] = []
         for app, entry in digest.items():
@@ -271,6 +279,9 @@ class PeerReader:
                 if cached is None and want is None:
                     continue
                 if cached is None or cached.hash != want:
+                    tried = st.tried.get((kind, app))
+                    if tried is not None and tried[0] == want and now - tried[1] < self._retry_after:
+                        continue
                     jobs.append((kind, app, want))
 
         sc_want = st.digest.storage_classes_hash if st.digest else None
@@ -281,6 +292,10 @@ class PeerReader:
         for (kind, app, want), cached in zip(jobs, results, strict=True):
             table = st.statuses if kind == "status" else st.intents
             prev = table.get(app)
+            if cached.hash == want:
+                st.tried.pop((kind, app), None)
+            else:
+                st.tried[(kind, app)] = (want, now)
             if isinstance(cached.value, Record) and cached.hash != want:
                 # Written but not yet in the digest: not published. The writer reads its own state
                 # from its digest, so both sides agree on what was said (a release, say). What we

@@ -377,7 +377,7 @@ def generate(rng: random.Random, length: int, *, tamper: bool = True) -> list[Ev
         elif r < 0.98:
             events.append((rng.choice(("delete", "protect")), c))
         elif tamper:
-            events.append((rng.choice(("corrupt_drstate", "rollback_drstate")),))
+            events.append((rng.choice(("corrupt_drstate", "rollback_drstate", "forge_release")),))
     return events
 
 

@@ -100,8 +100,11 @@ def test_deployment_args_are_accepted_by_the_operator(docs: list[dict[str, Any]]
     assert parsed.cluster_name == "east"
     assert parsed.namespace == "ramen-system"
     assert parsed.leader_elect is True
-    assert parsed.metrics_bind_address == ":8080"
-    assert parsed.health_probe_bind_address == ":8081"
+    # The pod IP only, not every interface; the kubelet expands $(POD_IP) from the downward API.
+    assert parsed.metrics_bind_address == "$(POD_IP):8080"
+    assert parsed.health_probe_bind_address == "$(POD_IP):8081"
+    env = {e["name"]: e for e in container(docs)["env"]}
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
     assert parsed.kubeconfig is None  # in-cluster configuration
 
 
