@@ -17,7 +17,7 @@ from reconciler import __version__
 from reconciler.api import DRCLUSTER, DRCONTROL, DRPOLICY, NETWORKFENCE, VRG
 from reconciler.config import OperatorConfig
 from reconciler.controllers.drcluster import DRClusterController
-from reconciler.controllers.drcontrol import DRControlController, utc_now
+from reconciler.controllers.drcontrol import DRControlController, affects_drcontrols, utc_now
 from reconciler.controllers.drpolicy import DRPolicyController
 from reconciler.controllers.nudge import PeerNudger
 from reconciler.controllers.peering import PeeringRegistry, PeeringSettings, profile_store_factory
@@ -147,6 +147,11 @@ class Manager:
         def all_drcontrols(_: Event) -> Iterable[str]:
             return drc_keys()
 
+        def all_drcontrols_if_relevant(event: Event) -> Iterable[str]:
+            # A DRPolicy or DRCluster status refresh (the probe's latency, peer storage classes) would
+            # otherwise requeue every app; DRControls read only their spec and the Validated verdict.
+            return drc_keys() if affects_drcontrols(event) else ()
+
         def all_of(rt: ResourceType) -> Callable[[Event], Iterable[str]]:
             return lambda _: [o["metadata"]["name"] for o in self.cache.list(rt)]
 
@@ -156,8 +161,8 @@ class Manager:
         for ns in self.options.watch_namespaces or (None,):
             c.watch(DRCONTROL, namespace=ns)
             c.watch(VRG, namespace=ns)
-        c.watch(DRPOLICY, all_drcontrols)
-        c.watch(DRCLUSTER, all_drcontrols)
+        c.watch(DRPOLICY, all_drcontrols_if_relevant)
+        c.watch(DRCLUSTER, all_drcontrols_if_relevant)
         if fences:
             c.watch(NETWORKFENCE, all_drcontrols)
         p = Controller("drpolicy", self.metrics.timed("drpolicy", self.drpolicy.reconcile), self.cache, workers=1)

@@ -24,6 +24,7 @@ from reconciler.controllers.peering import Peering, PeeringError, PeeringRegistr
 from reconciler.durations import parse_duration
 from reconciler.kube import Applier, Cache, EventRecorder, KubeClient, Obj, Result, split_key
 from reconciler.kube.errors import ApiError
+from reconciler.kube.informer import Event, EventType
 from reconciler.kube.patch import replacing
 from reconciler.plan.drcluster import FENCED_MESSAGE, fence_name
 from reconciler.plan.drcontrol import FINALIZER, Claim, Plan, Transition, WithdrawIntent, WriteIntent, plan
@@ -411,6 +412,27 @@ class DRControlController:
 
 
 UNFIT = "the coordination store failed the capability probe"
+
+
+def affects_drcontrols(event: Event) -> bool:
+    """Whether a DRPolicy or DRCluster event can change any DRControl's plan.
+
+    DRControls read the spec of both kinds and, of the DRPolicy status, only the Validated
+    verdict (`_store_unfit`); the periodic probe rewrites the rest of the status.
+    """
+    if event.type != EventType.UPDATED or event.old is None:
+        return True
+    old, new = event.old, event.obj
+    if (old.get("metadata") or {}).get("generation") != (new.get("metadata") or {}).get("generation"):
+        return True
+    return _validated(old) != _validated(new)
+
+
+def _validated(obj: Obj) -> tuple[Any, Any]:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Validated":
+            return c.get("status"), c.get("reason")
+    return None, None
 
 
 def _store_unfit(policy: Obj | None) -> str:
