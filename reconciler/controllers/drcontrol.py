@@ -8,7 +8,6 @@ promoted only after a fresh read of dr-state names this cluster.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import datetime as dt
@@ -386,23 +385,36 @@ class DRControlController:
     def _leave(self, peering: Peering, app: AppKey) -> None:
         """Remove our S3 keys; dr-state goes with the last cluster to leave.
 
-        Say "leaving" first, then look at the peer: of two clusters leaving at once, the one
-        that looks second sees the other's mark, so dr-state is never orphaned by the race.
+        Say "leaving" first (a tombstone cluster-status), then read the peer's cluster-status
+        object itself (not through its digest, which a crash may have left behind): of two
+        clusters leaving at once, the one that looks second sees the other's tombstone, so
+        dr-state is never orphaned by the race. The peer is still protecting when its
+        cluster-status says so, or when it has said nothing yet but dr-state names it (it
+        claimed or took over and crashed before publishing): then dr-state and our tombstone
+        stay for the peer to find when it leaves in turn.
         """
         coord = peering.coordinator
         coord.write_cluster_status(app, ClusterStatus(Role.UNKNOWN, 0, {"leaving": True}))
-        snap = peering.reader.poll()
         try:
-            peer = snap.status(app)
-            peer_gone = snap.entry(app) is None or (peer is not None and bool(peer.value.details.get("leaving")))
+            peer = coord.read_status_of(app, peering.peer)
         except CorruptObject:
-            peer_gone = False  # unsure: leave dr-state to the peer
-        if peer_gone:
-            rec = coord.read_dr_state(app)
-            if rec is not None:
-                with contextlib.suppress(PreconditionFailed):  # the peer, leaving too, was first
-                    coord.delete_dr_state(app, rec)
-        coord.delete_app_keys(app)
+            coord.forget_app(app, keep_tombstone=True)  # unsure: leave dr-state to the peer
+            return
+        rec = coord.read_dr_state(app)
+        peer_left = peer is not None and bool(peer.value.details.get("leaving"))
+        peer_silent = peer is None and (rec is None or rec.value.primary != peering.peer)
+        if rec is not None and (peer_left or peer_silent):
+            try:
+                coord.delete_dr_state(app, rec)
+            except PreconditionFailed:
+                coord.forget_app(app, keep_tombstone=True)  # changed meanwhile: look again next time
+                return
+            rec = None
+        if rec is None:
+            # The last to leave also clears the peer's tombstone.
+            coord.forget_app(app, keep_tombstone=False, peer_tombstone=peering.peer if peer_left else None)
+        else:
+            coord.forget_app(app, keep_tombstone=True)
         with self._lock:
             self._own_intents.pop(app, None)
 

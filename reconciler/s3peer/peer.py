@@ -297,6 +297,25 @@ class Coordinator:
             self.flush_digest()
         return True
 
+    def read_status_of(self, app: AppKey, cluster: str) -> Record[ClusterStatus] | None:
+        """A cluster's cluster-status object as stored (one GET, not through its digest)."""
+        return self._get_record(self.keys.cluster_status(app, cluster), Kind.CLUSTER_STATUS, ClusterStatus.from_body)
+
+    def forget_app(self, app: AppKey, *, keep_tombstone: bool, peer_tombstone: str | None = None) -> None:
+        """Leave an app: drop its digest entry and intent; keep our "leaving" cluster-status as a
+        tombstone for the peer to find, or (the last to leave) delete it and the peer's."""
+        if not keep_tombstone:
+            self.delete_app_keys(app)
+            if peer_tombstone is not None:
+                self.store.delete(self.keys.cluster_status(app, peer_tombstone))
+            return
+        self._delete_own(self.keys.dr_intent(app, self.cluster))
+        with self._lock:
+            if self._load_digest().pop(app, None) is not None:
+                self._digest_dirty = True
+            self._dr_cache.pop(app, None)
+        self.flush_digest()
+
     def delete_app_keys(self, app: AppKey) -> None:
         """Delete this cluster's intent and cluster-status for an app, and its digest entry."""
         for key in self.keys.own_app_keys(app, self.cluster):
@@ -378,8 +397,26 @@ class Coordinator:
         self.store.put(self.keys.health(self.cluster), data)
         with self._lock:
             self._heartbeat_seq = health.sequence
+        self._verify_digest()
         self.flush_digest()
         return health
+
+    def _verify_digest(self) -> None:
+        """One conditional GET: if our digest is no longer what we last wrote (rolled back, forged,
+        deleted by a third party), write ours again. The digest is what the peer acts on."""
+        key = self.keys.digest(self.cluster)
+        with self._lock:
+            self._load_digest()
+            known = key in self._etags
+            etag = self._etags.get(key)
+        if not known:
+            return  # nothing written or read yet: the next flush learns the version
+        obj = self.store.get(key, if_none_match=etag) if etag else self.store.get(key)
+        if obj is NOT_MODIFIED or (etag is None and obj is None):
+            return
+        with self._lock:
+            self._etags.pop(key, None)
+            self._digest_dirty = True
 
     # -- Ramen VRG metadata (read as written by the VRG controller) -----------
     def read_ramen_object(self, key: str) -> Any | None:

@@ -77,6 +77,7 @@ class Checker:
         self.gen_primary: dict[int, str] = {}
         self.highest: DRState | None = None
         self._seen = 0
+        self._last_current: DRState | None = None  # the stored dr-state after the previous step
         self._max_gen: dict[str, int] = {}
         self._uid: dict[str, Any] = {}
         self._vrg_state: dict[str, str] = {}
@@ -170,6 +171,7 @@ class Checker:
         self._seen = len(hist)
         stored = w.bucket.objects.get(DR_STATE_KEY)
         current = decode_state(stored[0]) if stored else None
+        self._last_current = current
 
         vrgs = {c: w.vrg(c) for c in w.nodes}
         drcs = {c: w.drcontrol(c) for c in w.nodes}
@@ -256,16 +258,16 @@ class Checker:
             ready_gens[g] = c
 
     def _protecting(self, c: str) -> bool:
-        """`c` has a DRControl not being deleted and its digest lists the app."""
+        """`c` has a DRControl not being deleted and has said so: a cluster-status that is not a
+        "leaving" tombstone, or the dr-state it wrote names it (it claimed or took over)."""
         server = self.world.nodes[c].server
         drc = server.objects.get(server.key(DRCONTROL, "app", "ns"))
         if drc is None or drc["metadata"].get("deletionTimestamp"):
             return False
-        stored = self.world.bucket.objects.get(KeySchema().digest(c))
-        try:
-            return stored is not None and "ns/app" in decode(stored[0], expected_kind=Kind.DIGEST).body.get("apps", {})
-        except CorruptObject:
+        if self._last_current is not None and self._last_current.primary == c:
             return True
+        status = _decode_status(self.world.bucket.objects.get(STATUS_KEYS[c], (None, ""))[0])
+        return status is not None and not status.details.get("leaving")
 
     def _relocate_asked(self, source: str, drcs: dict[str, Obj | None]) -> bool:
         """Some cluster's spec, or a published intent object, asks to relocate away from `source`."""

@@ -84,6 +84,18 @@ SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
     "forged-own-release": (Variant(preferred="east"), [
         *rounds(), ("forge_release",), ("crash", "east"), ("restart", "east"), *rounds(2),
     ], "Unasked"),
+    # The Primary claimed and was killed before its digest listed the app, while the peer removed
+    # its protection: the leaver must not take dr-state with it (found by seed 448).
+    "leave-beside-unpublished-primary": (Variant(preferred="west", volsync=True), [
+        ("reconcile", "east"), ("delete", "east"), ("arm", "west", 1, "after", "PUT ns/app/cluster-status"),
+        ("reconcile", "west"),
+    ], "Orphaned"),
+    # A third party puts an older copy of a cluster's digest back (without its intent): the
+    # writer notices at its next heartbeat and publishes its own again (found by seed 1369).
+    "own-digest-rolled-back": (Variant(preferred="west"), [
+        ("reconcile", "west"), ("user", "west", "Failover", "east"), ("forge_release",), ("vrg", "west"),
+        ("reconcile", "west"),
+    ], "I4"),
     # A cleared action that was never carried out ends as Cancelled, not InProgress forever.
     "cleared-action-ends": (Variant(preferred="west"), [
         ("user", "west", "Relocate", "east"), ("reconcile", "west"), ("user", "west", "Relocate", "west"),
