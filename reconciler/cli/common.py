@@ -156,7 +156,8 @@ def kube_client(name: str, path: Path) -> Kube:
     try:
         k8s_config.load_kube_config(config_file=str(path), client_configuration=cfg)
     except (k8s_config.ConfigException, OSError, yaml.YAMLError, TypeError, KeyError, ValueError) as e:
-        raise CLIError(f"kubeconfig for {name} ({path}) is not usable: {e}") from None
+        detail = " ".join(str(e).split())  # YAML errors span lines; keep the message to one
+        raise CLIError(f"kubeconfig for {name} ({path}) is not usable: {detail}") from None
     cfg.retries = 1  # urllib3 retries 3 times by default; one is enough to ride a blip
     return Kube(name, k8s.ApiClient(cfg))
 
@@ -285,6 +286,13 @@ def _s3_from_cluster(kube: Kube, args: argparse.Namespace, creds: Credentials | 
             return None
         raise
     return prof.endpoint, prof.bucket, prof.region, cfg.key_prefix, creds, prof.ca_certificates
+
+
+def s3_error_text(e: S3PeerError) -> str:
+    """Short enough for a table cell: an outage is named by its reason, anything else also by its message."""
+    if e.reason in ("S3Unreachable", "S3Throttled"):
+        return e.reason
+    return f"{e.reason}: {e.message}"
 
 
 def connect_kubes(args: argparse.Namespace) -> list[Kube]:

@@ -7,7 +7,7 @@ import os
 import sys
 
 from reconciler import __version__
-from reconciler.cli import completion, doctor, render, status
+from reconciler.cli import actions, completion, doctor, render, status
 from reconciler.cli.common import EXIT_FAILED, EXIT_USAGE, CLIError, rewrite_kubeconfig_flags
 from reconciler.s3peer import S3PeerError
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ramenctl {__version__}")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
     status.add_parser(sub)
+    actions.add_parsers(sub)
     doctor.add_parser(sub)
     render.add_parser(sub)
     completion.add_parser(sub)
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.cmd == "status":
         return status.run(args)
+    if args.cmd in ("failover", "relocate", "cancel"):
+        return actions.run(args)
     if args.cmd == "doctor" and args.doctor_cmd == "s3":
         return doctor.run_s3(args, sys.stdout)
     if args.cmd == "render":

@@ -32,10 +32,10 @@ from reconciler.cli.common import (
     connect_kubes,
     kube_error,
     resolve_s3,
+    s3_error_text,
 )
 from reconciler.s3peer import (
     AppKey,
-    CorruptObject,
     Digest,
     DRState,
     Health,
@@ -289,7 +289,7 @@ class Collector:
                     d = self.reader.get(keys.digest(n), Kind.DIGEST, Digest.from_body)
                     digests[n] = d.value if d else None
                 except S3PeerError as e:
-                    v.s3_error = f"{e.reason}: {e.message}"
+                    v.s3_error = s3_error_text(e)
                     digests[n] = None
         drcs: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
         for k in self.kubes:
@@ -327,10 +327,8 @@ class Collector:
                 rec = self.reader.get(self.target.keys.dr_state(app), Kind.DR_STATE, DRState.from_body)
                 if rec is not None:
                     av.primary, av.generation = rec.value.primary, rec.value.generation
-            except CorruptObject as e:
-                av.dr_state_error = f"{e.reason}: {e.message}"
             except S3PeerError as e:
-                av.dr_state_error = f"{e.reason}: {e.message}"
+                av.dr_state_error = s3_error_text(e)
         for n in names:
             ac = AppCluster(n)
             d = digests.get(n)
