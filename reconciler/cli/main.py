@@ -7,7 +7,7 @@ import os
 import sys
 
 from reconciler import __version__
-from reconciler.cli import actions, completion, doctor, render, status
+from reconciler.cli import actions, completion, doctor, doctor_cluster, render, status
 from reconciler.cli.common import EXIT_FAILED, EXIT_USAGE, CLIError, rewrite_kubeconfig_flags
 from reconciler.s3peer import S3PeerError
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
     status.add_parser(sub)
     actions.add_parsers(sub)
-    doctor.add_parser(sub)
+    doctor_cluster.add_parser(doctor.add_parser(sub))
     render.add_parser(sub)
     completion.add_parser(sub)
     return parser
@@ -48,6 +48,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return actions.run(args)
     if args.cmd == "doctor" and args.doctor_cmd == "s3":
         return doctor.run_s3(args, sys.stdout)
+    if args.cmd == "doctor" and args.doctor_cmd == "cluster":
+        return doctor_cluster.run(args, sys.stdout)
     if args.cmd == "render":
         return render.run(args, sys.stdout, sys.stderr)
     if args.cmd == "completion":
