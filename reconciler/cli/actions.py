@@ -397,6 +397,8 @@ def wait(ctx: Context, kubes: list[Kube], ns: str, name: str, clusters: list[str
                 st.done_at = now
                 _say(out, t0, st.name)
         for s in sides.values():
+            if s.kube is None:
+                continue  # no kubeconfig for it: nothing to report from there
             msg = _cond(s.drc, "Ready").get("message") if s.drc else f"unreachable: {s.error}"
             if msg and last_msg.get(s.name) != msg:
                 last_msg[s.name] = str(msg)
