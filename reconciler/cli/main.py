@@ -7,7 +7,7 @@ import os
 import sys
 
 from reconciler import __version__
-from reconciler.cli import actions, completion, doctor, doctor_cluster, render, status
+from reconciler.cli import actions, completion, doctor, doctor_cluster, migrate, render, status
 from reconciler.cli.common import EXIT_FAILED, EXIT_USAGE, CLIError, rewrite_kubeconfig_flags
 from reconciler.s3peer import S3PeerError
 
@@ -18,6 +18,7 @@ examples:
   ramenctl failover my-app/my-app-dr --to east --kubeconfig-east east.kubeconfig --wait
   ramenctl relocate my-app/my-app-dr --to west --kubeconfig-east e.kc --kubeconfig-west w.kc --wait
   ramenctl doctor cluster --kubeconfig east.kubeconfig
+  ramenctl migrate --from hub-export/ --output-dir out/
   source <(ramenctl completion bash)
 
 exit codes:
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_parser(sub)
     actions.add_parsers(sub)
     doctor_cluster.add_parser(doctor.add_parser(sub))
+    migrate.add_parser(sub)
     render.add_parser(sub)
     completion.add_parser(sub)
     return parser
@@ -50,6 +52,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return doctor.run_s3(args, sys.stdout)
     if args.cmd == "doctor" and args.doctor_cmd == "cluster":
         return doctor_cluster.run(args, sys.stdout)
+    if args.cmd == "migrate":
+        return migrate.run(args)
     if args.cmd == "render":
         return render.run(args, sys.stdout, sys.stderr)
     if args.cmd == "completion":

@@ -11,7 +11,7 @@ from reconciler.cli.completion import words
 
 
 @pytest.mark.parametrize("argv", [[], ["status"], ["failover"], ["relocate"], ["cancel"], ["doctor", "cluster"],
-                                  ["completion"]])
+                                  ["completion"], ["migrate"]])
 def test_help_of_every_command_has_examples(argv, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         cli.main([*argv, "--help"])
@@ -35,7 +35,7 @@ def test_no_command_prints_help_and_exits_2(capsys) -> None:
 
 def test_completion_words_follow_the_parser() -> None:
     w = words(cli.build_parser())
-    assert {"status", "failover", "relocate", "cancel", "doctor", "render", "completion"} <= set(w[""])
+    assert {"status", "failover", "relocate", "cancel", "doctor", "migrate", "render", "completion"} <= set(w[""])
     assert "cluster" in w["doctor"] and "s3" in w["doctor"]
     assert "--not-healthy" in w["status"] and "--to" in w["failover"]
     assert w["completion"][:2] == ["bash", "zsh"]
