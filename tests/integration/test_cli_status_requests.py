@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -51,3 +57,33 @@ def test_a_refresh_costs_two_gets_per_cluster_and_one_per_app_and_watch_sees_cha
     west.write_cluster_status(apps[0], ClusterStatus(Role.SECONDARY, 0))
     again = collector.collect()
     assert again.apps[0].problems == ["west: at generation 0, not 1"]
+
+
+def test_watch_redraws_when_a_cluster_reports_a_change(s3_settings: dict[str, str], key_prefix: str) -> None:
+    keys = KeySchema(key_prefix)
+    store = ObjectStore.from_settings(s3_settings)
+    east, west = Coordinator(store, "east", keys=keys), Coordinator(store, "west", keys=keys)
+    app = AppKey("ns", "app")
+    east.claim_initial(app)
+    east.write_cluster_status(app, ClusterStatus(Role.PRIMARY, 1))
+    west.write_cluster_status(app, ClusterStatus(Role.SECONDARY, 0))
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": s3_settings["accessKeyId"],
+           "AWS_SECRET_ACCESS_KEY": s3_settings["secretAccessKey"]}
+    proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli.main", "status", "--watch", "--interval", "0.3",
+                             "--endpoint", s3_settings["endpoint"], "--bucket", s3_settings["bucket"],
+                             "--key-prefix", key_prefix, "--clusters", "east,west"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        time.sleep(6)  # the interpreter's start and the first refresh, on a loaded machine
+        west.write_cluster_status(app, ClusterStatus(Role.SECONDARY, 1))
+        time.sleep(3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    frames = [f for f in re.split(r"(?m)^\d\d:\d\d:\d\d  \(every 0.3s, Ctrl-C to stop\)$", out) if f.strip()]
+    # About 25 refreshes in 9 s: unchanged ones print nothing except every 10th (for the ages), so a
+    # handful of frames, the first with west behind and the last, after the change, without.
+    assert 2 <= len(frames) <= 5, out
+    assert "ns/app: west: at generation 0, not 1" in frames[0], out
+    assert "problem" not in frames[-1], out
