@@ -75,6 +75,10 @@ def rewrite_kubeconfig_flags(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def valid_cluster_name(name: str) -> bool:
+    return bool(_NAME_RE.match(name)) and len(name) <= 63
+
+
 def parse_app(text: str) -> tuple[str, str]:
     """NS/NAME of a DRControl."""
     ns, sep, name = text.partition("/")
@@ -263,7 +267,12 @@ def resolve_s3(args: argparse.Namespace, kubes: Sequence[Kube], environ: Mapping
             hmac_key = args.hmac_key_file.read_bytes().strip()
         except OSError as e:
             raise CLIError(f"--hmac-key-file: {e}") from None
-    client = make_client(endpoint, region or "us-east-1", creds, S3_SETTINGS, ca_certificates=ca)
+    if not re.match(r"^https?://[^/\s]+", endpoint):
+        raise CLIError(f"S3 endpoint must be an http(s) URL, got {endpoint!r} (from {source})")
+    try:
+        client = make_client(endpoint, region or "us-east-1", creds, S3_SETTINGS, ca_certificates=ca)
+    except ValueError as e:
+        raise CLIError(f"S3 endpoint {endpoint!r} (from {source}): {e}") from None
     return S3Target(ObjectStore(client, bucket), KeySchema(prefix or ""), hmac_key, endpoint, bucket, source)
 
 

@@ -33,6 +33,7 @@ from reconciler.cli.common import (
     kube_error,
     resolve_s3,
     s3_error_text,
+    valid_cluster_name,
 )
 from reconciler.s3peer import (
     AppKey,
@@ -59,7 +60,7 @@ examples:
   ramenctl status --kubeconfig east=east.kubeconfig --not-healthy -o wide --watch
 
 exit codes: 0 shown (and with --not-healthy: every app healthy), 1 with --not-healthy when an app is
-not healthy or S3 could not be read, 2 usage or configuration error
+not healthy, or when S3 is the only source and could not be read, 2 usage or configuration error
 """
 
 
@@ -435,10 +436,8 @@ def render(report: Report, output: str) -> str:
 def _clusters_arg(text: str | None) -> list[str]:
     names = [c.strip() for c in (text or "").split(",") if c.strip()]
     for n in names:
-        try:
-            AppKey(n, "x")
-        except ValueError:
-            raise CLIError(f"--clusters: invalid cluster name {n!r}") from None
+        if not valid_cluster_name(n):
+            raise CLIError(f"--clusters: invalid cluster name {n!r}")
     return names
 
 
@@ -459,7 +458,13 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if not args.watch:
         text, rep = once()
         print(text, file=out)
-        s3_down = target is not None and all(c.s3_error for c in rep.clusters)
+        s3_down = target is not None and bool(rep.clusters) and all(
+            c.s3_error and c.s3_error != "no heartbeat" for c in rep.clusters)
+        if s3_down and not kubes:
+            # With S3 as the only source and nothing read from it, the table shows nothing true.
+            print(f"ramenctl: could not read the bucket {target.bucket if target else ''} at "
+                  f"{target.endpoint if target else ''}", file=sys.stderr)
+            return EXIT_FAILED
         return EXIT_FAILED if args.not_healthy and (rep.apps or s3_down) else EXIT_OK
     last, unchanged = None, 0
     while True:

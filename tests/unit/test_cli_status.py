@@ -138,9 +138,14 @@ def test_filters_select_by_namespace_policy_and_health() -> None:
     (["status", "--endpoint", "http://127.0.0.1:1", "--bucket", "b", "--credentials", "/nonexistent"],
      "credentials /nonexistent"),
     (["status", "--interval", "0"], "must be positive"),
+    (["status", "--endpoint", "s3.example.com", "--bucket", "b"], "must be an http(s) URL"),
+    (["status", "--clusters", "East", "--endpoint", "http://127.0.0.1:1", "--bucket", "b"], "invalid cluster name"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, monkeypatch) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    if "--credentials" not in argv:  # so that the flags, not missing credentials, are what is judged
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
