@@ -195,8 +195,8 @@ class Context:
     spec_generations: dict[str, int]
 
 
-def evaluate(ctx: Context, sides: Mapping[str, Side], obs: Observed, target_vrg: Mapping[str, Any] | None
-             ) -> dict[str, bool]:
+def evaluate(ctx: Context, sides: Mapping[str, Side], obs: Observed, target_vrg: Mapping[str, Any] | None,
+             peer_vrg: Mapping[str, Any] | None = None) -> dict[str, bool]:
     """Which steps the evidence shows done (pure, so the step logic is unit-tested)."""
     t, p = sides.get(ctx.target), sides.get(ctx.peer)
     tdrc, pdrc = (t.drc if t else None), (p.drc if p else None)
@@ -215,9 +215,13 @@ def evaluate(ctx: Context, sides: Mapping[str, Side], obs: Observed, target_vrg:
     released = (peer_role is not None and peer_role[0] == "secondary-ready"
                 and peer_role[1] >= ctx.base_generation) or peer_vrg_secondary
     done["released"] = released
-    done["demoted"] = released or (peer_role is not None and peer_role[0].startswith("secondary")
-                                   and peer_role[1] >= ctx.base_generation and obs.primary == ctx.peer)
-    done["final sync"] = released
+    # The old Primary's VRG, when its API server answers, shows the final sync and the demotion
+    # themselves; otherwise its secondary-ready report in S3 implies both.
+    pv_status = (peer_vrg or {}).get("status") or {}
+    done["demoted"] = released or pv_status.get("state") == "Secondary" or (
+        peer_role is not None and peer_role[0].startswith("secondary") and peer_role[1] >= ctx.base_generation
+        and obs.primary == ctx.peer)
+    done["final sync"] = released or pv_status.get("finalSyncComplete") is True
     taken = (obs.primary == ctx.target and (obs.generation or 0) > ctx.base_generation) or (
         t_st.get("currentPrimary") == ctx.target and int(t_st.get("generation") or 0) > ctx.base_generation)
     done["generation taken"] = taken
@@ -378,14 +382,9 @@ def wait(ctx: Context, kubes: list[Kube], ns: str, name: str, clusters: list[str
         sides = read_sides(kubes, ns, name, clusters)
         obs = observe_s3(reader, s3, app, clusters)
         t = sides.get(ctx.target)
-        vrg = None
-        if t is not None and t.reachable and t.kube is not None:
-            try:
-                vrg = t.kube.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "volumereplicationgroups",
-                                                                 name, _request_timeout=KUBE_TIMEOUT)
-            except Exception:  # no VRG yet, or the API blinked: the step waits
-                vrg = None
-        done = evaluate(ctx, sides, obs, vrg)
+        vrg = _vrg(t, ns, name)
+        peer_vrg = _vrg(sides.get(ctx.peer), ns, name) if ctx.action == "Relocate" else None
+        done = evaluate(ctx, sides, obs, vrg, peer_vrg)
         for i, st in enumerate(steps):
             if st.done_at is None and done.get(st.name):
                 now = time.monotonic()
@@ -422,6 +421,17 @@ def wait(ctx: Context, kubes: list[Kube], ns: str, name: str, clusters: list[str
                   "keep going (`ramenctl cancel` withdraws it)", file=out)
             return EXIT_TIMEOUT
         time.sleep(interval)
+
+
+def _vrg(side: Side | None, ns: str, name: str) -> dict[str, Any] | None:
+    if side is None or not side.reachable or side.kube is None:
+        return None
+    try:
+        obj: dict[str, Any] = side.kube.custom.get_namespaced_custom_object(
+            GROUP, VERSION, ns, "volumereplicationgroups", name, _request_timeout=KUBE_TIMEOUT)
+        return obj
+    except Exception:  # no VRG yet, or the API blinked: the step waits
+        return None
 
 
 def cancel(kubes: list[Kube], ns: str, name: str, out: TextIO) -> int:

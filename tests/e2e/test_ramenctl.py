@@ -116,3 +116,24 @@ def test_failover_wait_while_the_peer_operator_is_dead(drpair: DRPair) -> None:
     (a,) = json.loads(s.stdout)["apps"]
     assert (a["primary"], a["generation"]) == ("west", 2)
     assert "east: heartbeat stale" in a["problems"] and "east: at generation 1, not 2" in a["problems"]
+
+
+def test_relocate_wait_with_volsync_shows_every_step_in_order(drpair: DRPair) -> None:
+    drpair.protect_on_east(volsync=True)
+    app = f"{drpair.namespace}/app"
+    both = ["--kubeconfig-east", str(drpair.clusters["east"].kubeconfig),
+            "--kubeconfig-west", str(drpair.clusters["west"].kubeconfig)]
+    r = ramenctl(["relocate", app, "--to", "west", "--wait", "--timeout", "90s", "--interval", "0.3", *both,
+                  *s3_flags(drpair.env.s3)], drpair.env.s3)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [line.split("] ", 1)[1] for line in r.stdout.splitlines() if line.startswith("[")]
+    assert {"set Relocate->west on east (spec generation 2)", "set Relocate->west on west (spec generation 2)"} <= \
+        set(lines)
+    steps = [s.removesuffix(" (implied by the next step)") for s in lines
+             if not s.startswith((" ", "set "))]
+    assert steps == ["intent written", "final sync", "demoted", "released", "generation taken", "VRG primary",
+                     "ready"], r.stdout
+    assert drpair.primary_ready("west", 2)
+    # Asked again once done: nothing to do.
+    again = ramenctl(["relocate", app, "--to", "west", *both], drpair.env.s3)
+    assert again.returncode == 0 and "west is already Primary" in again.stdout, again.stdout + again.stderr

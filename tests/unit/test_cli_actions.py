@@ -87,3 +87,13 @@ def test_a_kubeconfig_that_is_not_one_is_a_usage_error(tmp_path, capsys) -> None
     bad.write_text("clusters: [")
     assert cli.main(["failover", "a/b", "--to", "west", "--kubeconfig-west", str(bad)]) == 2
     assert "kubeconfig for west" in capsys.readouterr().err
+
+
+def test_the_old_primarys_vrg_shows_final_sync_and_demotion_before_the_release() -> None:
+    ctx = Context("Relocate", "west", "east", 1, {"west": 2, "east": 2})
+    obs = Observed(primary="east", generation=1, roles={"east": ("primary", 1, False)})
+    synced = {"status": {"state": "Primary", "finalSyncComplete": True}}
+    done = evaluate(ctx, {}, obs, None, synced)
+    assert done["final sync"] and not done["demoted"] and not done["released"]
+    done = evaluate(ctx, {}, obs, None, {"status": {"state": "Secondary", "finalSyncComplete": True}})
+    assert done["final sync"] and done["demoted"] and not done["released"]
