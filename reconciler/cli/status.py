@@ -219,7 +219,10 @@ def find_problems(app: AppView, clusters: Mapping[str, ClusterView]) -> list[str
         if cv is not None and cv.stale:
             out.append(f"{ac.cluster}: heartbeat stale")
         if ac.role is None:
-            out.append(f"{ac.cluster}: does not report the app")
+            if cv is not None and cv.s3_error and cv.s3_error != "no heartbeat":
+                out.append(f"{ac.cluster}: digest not read ({cv.s3_error})")
+            else:
+                out.append(f"{ac.cluster}: does not report the app")
         else:
             if (ac.observed_generation or 0) < app.generation:
                 out.append(f"{ac.cluster}: at generation {ac.observed_generation}, not {app.generation}")
@@ -345,9 +348,13 @@ class Collector:
                 ac.last_action = last_action_text(drc)
                 ac.policy = ((drc.get("spec") or {}).get("drPolicyRef") or {}).get("name")
                 if self.reader is None:
-                    # Without S3 the DRControl's own view of dr-state is the best there is.
+                    # Without S3 the DRControls' own views of dr-state are the best there is: the role
+                    # shown is the one the cluster's status implies, not one it reported to its peer.
                     av.primary = av.primary or st.get("currentPrimary")
                     av.generation = av.generation or st.get("generation")
+                    if st.get("currentPrimary"):
+                        ac.role = "primary" if st["currentPrimary"] == n else "secondary"
+                        ac.observed_generation = st.get("generation")
             av.clusters.append(ac)
         return av
 

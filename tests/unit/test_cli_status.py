@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import yaml
@@ -163,3 +164,38 @@ def test_credentials_file_is_a_secret_manifest_and_never_echoed(tmp_path, capsys
     assert cli.main(["status", "--endpoint", "http://127.0.0.1:1", "--bucket", "b", "--credentials", str(sec)]) == 2
     err = capsys.readouterr().err
     assert "lacks AWS_SECRET_ACCESS_KEY" in err and "AKIDSECRET1" not in err
+
+
+def test_a_digest_that_could_not_be_read_is_not_called_silence() -> None:
+    app = AppView("ns", "app", primary="east", generation=1, clusters=[AppCluster("east", "primary", 1),
+                                                                       AppCluster("west")])
+    down = {"west": ClusterView("west", s3_error="S3Unreachable")}
+    assert find_problems(app, down) == ["west: digest not read (S3Unreachable)"]
+
+
+class _Listing:
+    """A cluster's DRControls as the API would list them (the collector only lists)."""
+
+    def __init__(self, name: str, drcs: list[dict[str, Any]]) -> None:
+        self.name, self._drcs = name, drcs
+
+    def list_drcs(self) -> list[dict[str, Any]]:
+        return self._drcs
+
+
+def test_without_s3_the_drcontrols_views_of_dr_state_are_shown() -> None:
+    from reconciler.cli.status import Collector
+
+    def drc(primary: str, ready: str) -> dict[str, Any]:
+        return {"metadata": {"namespace": "ns", "name": "app"}, "spec": {"drPolicyRef": {"name": "p"}},
+                "status": {"currentPrimary": primary, "generation": 2, "phase": "Protected",
+                           "conditions": [{"type": "ReadyForApplication", "status": ready}]}}
+
+    kubes = [_Listing("east", [drc("west", "False")]), _Listing("west", [drc("west", "True")])]
+    rep = Collector(None, kubes, ["east", "west"], 180).collect()  # type: ignore[arg-type]
+    (a,) = rep.apps
+    assert (a.primary, a.generation, a.policy) == ("west", 2, "p")
+    assert [(c.cluster, c.role, c.observed_generation, c.ready) for c in a.clusters] == [
+        ("east", "secondary", 2, "False"), ("west", "primary", 2, "True")]
+    assert a.healthy, a.problems
+    assert "S3 not read" in render(rep, "table")
