@@ -18,7 +18,9 @@ from reconciler.s3peer import (
 )
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """`doctor` and `doctor s3`; returns the TARGET subparsers so other checks can be added."""
     doctor = subparsers.add_parser("doctor", help="diagnose the environment ramen-p2p depends on")
     which = doctor.add_subparsers(dest="doctor_cmd", metavar="TARGET", required=True)
     s3 = which.add_parser(
@@ -31,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     s3.add_argument("--region", default="us-east-1", help="S3 region (default us-east-1)")
     s3.add_argument("--key-prefix", default="", help="key prefix the probe objects go under")
     s3.add_argument("--max-latency", type=float, default=1.0, help="highest acceptable median round trip, seconds")
+    return which
 
 
 def render(result: ProbeResult, endpoint: str, bucket: str) -> list[str]:
