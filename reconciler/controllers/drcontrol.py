@@ -125,10 +125,10 @@ class DRControlController:
         with self._lock:
             if app in self._own_intents:
                 return self._own_intents[app]
-        rec = peering.coordinator.published_intent(app)
+        intent = peering.coordinator.published_intent(app)
         with self._lock:
-            self._own_intents[app] = rec.value if rec else None
-        return rec.value if rec else None
+            self._own_intents[app] = intent
+        return intent
 
     def coordination(self, peering: Peering, app: AppKey) -> tuple[Coordination, Record[DRState] | None]:
         """What S3 says about `app` now; any failure becomes a CoordinationError (roles freeze)."""

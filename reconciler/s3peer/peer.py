@@ -36,6 +36,10 @@ from reconciler.s3peer.store import NOT_MODIFIED, ObjectStore, StoredObject
 T = TypeVar("T")
 
 
+# What a digest vouches for but no object holds any more: an intent to rewrite or withdraw.
+STALE_INTENT = DRIntent(Action.FAILOVER, "", 0, 0, "")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -231,18 +235,22 @@ class Coordinator:
         self._update_entry(app, intent_hash=None)
         self._delete_own(self.keys.dr_intent(app, self.cluster))
 
-    def published_intent(self, app: AppKey) -> Record[DRIntent] | None:
+    def published_intent(self, app: AppKey) -> DRIntent | None:
         """Our intent as the peer sees it: the object only when the digest vouches for its content.
 
         An intent written but not yet in the digest (a crash between the two PUTs) was never said,
-        so the caller writes it again.
+        so the caller writes it again. When the digest vouches for an intent the object no longer
+        holds (a crash between a rewrite's two PUTs), the peer may still act on the old one:
+        that is returned as STALE_INTENT, which matches nothing, so the caller rewrites or
+        withdraws it.
         """
         rec = self.read_intent(app, self.cluster)
         with self._lock:
             entry = self._load_digest().get(app)
-        if rec is None or entry is None or entry.intent_hash != env.content_hash(rec.value.to_body()):
-            return None
-        return rec
+        vouched = entry.intent_hash if entry is not None else None
+        if rec is not None and vouched == env.content_hash(rec.value.to_body()):
+            return rec.value
+        return STALE_INTENT if vouched is not None else None
 
     # -- cluster-status and the digest --------------------------------------
     def _load_digest(self) -> dict[AppKey, DigestEntry]:

@@ -96,6 +96,14 @@ SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
         ("reconcile", "west"), ("user", "west", "Failover", "east"), ("forge_release",), ("vrg", "west"),
         ("reconcile", "west"),
     ], "I4"),
+    # The intent is rewritten (Relocate -> Failover) and the writer killed between the object
+    # and the digest, then the action is made moot: the peer must not keep acting on the old
+    # intent the digest still vouches for (found by seed 2520).
+    "intent-rewrite-without-digest": (Variant(preferred="west", volsync=True, auto_failover=True), [
+        ("user", "west", "Relocate", "east"), ("reconcile", "west"), ("reconcile", "east"),
+        ("user", "west", "Failover", "east"), ("arm", "west", 3, "before"), ("reconcile", "west"),
+        ("user", "west", "Failover", "west"),
+    ], "I4"),
     # A cleared action that was never carried out ends as Cancelled, not InProgress forever.
     "cleared-action-ends": (Variant(preferred="west"), [
         ("user", "west", "Relocate", "east"), ("reconcile", "west"), ("user", "west", "Relocate", "west"),
