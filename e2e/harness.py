@@ -25,6 +25,7 @@ from kubernetes.client.rest import ApiException
 
 from e2e.crdinstall import EXTERNAL_CRDS, OUR_CRDS, install_crds
 from e2e.localenv.clients import Cluster
+from reconciler.config import CONFIG_KEY, CONFIGMAP_NAME, P2P_CONFIG_KEY, P2P_CONFIGMAP_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -77,17 +78,13 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
             "s3Region": s3["region"],
             "s3SecretRef": {"name": "s3-secret", "namespace": OPERATOR_NS},
         }],
-        "p2p": {"keyPrefix": key_prefix},
     }
+    p2p: dict[str, Any] = {"keyPrefix": key_prefix}
     if hmac_key is not None:
         put_secret(c, "coordination-hmac", {"hmacKey": hmac_key})
-        ramen_config["p2p"]["hmacSecretRef"] = {"name": "coordination-hmac"}
-    cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="ramen-dr-cluster-operator-config",
-                                                         namespace=OPERATOR_NS),
-                            data={"ramen_manager_config.yaml": yaml.safe_dump(ramen_config)})
-    _upsert(lambda: c.core.create_namespaced_config_map(OPERATOR_NS, cm),
-            lambda rv: c.core.replace_namespaced_config_map(cm.metadata.name, OPERATOR_NS, _with_rv(cm, rv)),
-            lambda: c.core.read_namespaced_config_map(cm.metadata.name, OPERATOR_NS))
+        p2p["hmacSecretRef"] = {"name": "coordination-hmac"}
+    put_configmap(c, CONFIGMAP_NAME, {CONFIG_KEY: yaml.safe_dump(ramen_config)})
+    put_configmap(c, P2P_CONFIGMAP_NAME, {P2P_CONFIG_KEY: yaml.safe_dump(p2p)})
     for name in ("drcluster-east.yaml", "drcluster-west.yaml"):
         dc = load_example(name)
         dc["spec"].pop("peerEndpoint", None)
@@ -109,6 +106,14 @@ def _peer_endpoint(c: Cluster, peer: str, kubeconfig: Path) -> dict[str, Any]:
     cfg = yaml.safe_load(kubeconfig.read_text())
     return {"apiServer": cfg["clusters"][0]["cluster"]["server"],
             "secretRef": {"name": name, "namespace": OPERATOR_NS}}
+
+
+def put_configmap(c: Cluster, name: str, data: dict[str, str]) -> None:
+    """Create or replace a ConfigMap in the operator's namespace."""
+    cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, namespace=OPERATOR_NS), data=data)
+    _upsert(lambda: c.core.create_namespaced_config_map(OPERATOR_NS, cm),
+            lambda rv: c.core.replace_namespaced_config_map(name, OPERATOR_NS, _with_rv(cm, rv)),
+            lambda: c.core.read_namespaced_config_map(name, OPERATOR_NS))
 
 
 def put_secret(c: Cluster, name: str, data: dict[str, bytes]) -> None:
