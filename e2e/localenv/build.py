@@ -64,9 +64,14 @@ class Binaries:
         """Where the tarball is extracted; its CRDs and go.mod are read from here."""
         return self.ramen_manager.parent / "src"
 
+    @property
+    def ramen_crds(self) -> Path:
+        """Every CRD Ramen's manager needs beside its own, copied from the Go module cache."""
+        return self.ramen_manager.parent / "crds"
+
     def missing(self) -> list[Path]:
         return [p for p in (self.kube_apiserver, self.kubectl, self.etcd, self.versitygw,
-                            self.kube_controller_manager, self.ramen_manager) if not p.exists()]
+                            self.kube_controller_manager, self.ramen_manager, self.ramen_crds) if not p.exists()]
 
 
 def binaries() -> Binaries:
@@ -223,6 +228,42 @@ def build_ramen(target: Binaries) -> None:
     partial.rename(target.ramen_manager)
 
 
+# The external CRDs Ramen's dr-cluster manager watches: module (version read from Ramen's go.mod)
+# -> the directory of CRDs inside it.
+RAMEN_CRD_MODULES = {
+    "github.com/backube/volsync": "config/crd/bases",
+    "github.com/csi-addons/kubernetes-csi-addons": "config/crd/bases",
+    "github.com/kubernetes-csi/external-snapshotter/client/v8": "config/crd",
+}
+
+
+def ramen_module_versions(gomod: str) -> dict[str, str]:
+    """The versions Ramen's go.mod requires of the modules whose CRDs it needs."""
+    found: dict[str, str] = {}
+    for module in RAMEN_CRD_MODULES:
+        m = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", gomod, flags=re.M)
+        if m is None:
+            raise SystemExit(f"Ramen's go.mod does not require {module}")
+        found[module] = m.group(1)
+    return found
+
+
+def collect_ramen_crds(target: Binaries) -> None:
+    """Copy the VolSync, csi-addons and external-snapshotter CRDs at Ramen's versions into the cache."""
+    versions = ramen_module_versions((target.ramen_source / "go.mod").read_text())
+    _say("ramen CRDs: " + ", ".join(f"{m}@{v}" for m, v in versions.items()))
+    dirs = download_modules([f"{m}@{v}" for m, v in versions.items()], target.ramen_source)
+    staging = target.ramen_crds.with_name("crds.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for module, sub in RAMEN_CRD_MODULES.items():
+        for f in sorted((dirs[module] / sub).glob("*.yaml")):
+            if f.name != "kustomization.yaml":
+                shutil.copyfile(f, staging / f.name)
+    shutil.rmtree(target.ramen_crds, ignore_errors=True)
+    staging.rename(target.ramen_crds)
+
+
 def download_modules(modules: list[str], cwd: Path) -> dict[str, Path]:
     """`go mod download` the given module@version list; map each module path to its directory."""
     out = subprocess.run(["go", "mod", "download", "-json", *modules], cwd=cwd, check=True,
@@ -276,6 +317,10 @@ def build() -> Binaries:
         build_ramen(target)
     else:
         _say(f"ramen manager {RAMEN_COMMIT}: cached")
+    if not target.ramen_crds.exists():
+        collect_ramen_crds(target)
+    else:
+        _say(f"ramen {RAMEN_COMMIT} external CRDs: cached")
     _say(f"binaries ready in {cache_root() / 'bin'} ({time.monotonic() - started:.1f}s)")
     return target
 
