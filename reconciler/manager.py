@@ -275,9 +275,10 @@ class Manager:
 
 def _class_summary(obj: Obj) -> dict[str, Any]:
     out: dict[str, Any] = {"name": obj["metadata"]["name"], "kind": obj.get("kind", "")}
-    for k in ("provisioner", "driver"):
-        if k in obj:
-            out["provisioner"] = obj[k]
+    # StorageClass: provisioner; VolumeSnapshotClass: driver; VolumeReplicationClass: spec.provisioner.
+    for value in (obj.get("provisioner"), obj.get("driver"), (obj.get("spec") or {}).get("provisioner")):
+        if isinstance(value, str) and value:
+            out["provisioner"] = value
     labels = obj["metadata"].get("labels") or {}
     for label, field in (("ramendr.openshift.io/storageid", "storageID"),
                          ("ramendr.openshift.io/replicationid", "replicationID")):
