@@ -375,8 +375,9 @@ class _Planner:
             self.sb.condition("VRGHealthy", False, "VRGProgressing",
                               f"VRG status is for generation {v.observed_generation}, spec is at {v.generation}")
         else:
+            why = v.blocked_by()
             self.sb.condition("VRGHealthy", False, "VRGNotReady",
-                              f"VRG reports state {v.state or '(none)'}, wanted {want}")
+                              f"VRG reports state {v.state or '(none)'}, wanted {want}" + (f" ({why})" if why else ""))
 
     def _ready_for_application(self, ds: DRState | None) -> bool:
         """Set ReadyForApplication; return whether the VRG is ready as Primary now."""

@@ -161,6 +161,14 @@ def test_relocate_then_failover_with_the_peer_operator_killed(pair: DRPair) -> N
               "east's PV/PVC metadata in S3 before the relocate", 120)
     for c in CLUSTERS:
         harness.set_action(pair.clusters[c], pair.namespace, "Relocate", "west")
+    east = pair.clusters["east"]
+    # Ramen demotes a VolRep PVC only once the application has let go of it (the PVC is deleted);
+    # until then the DRControl says so instead of waiting silently.
+    pair.wait(lambda: "PVC is not deleted" in harness.condition(pair.drc("east"), "VRGHealthy").get("message", ""),
+              "east's DRControl says why its VRG does not demote", 120)
+    assert harness.condition(pair.drc("east"), "ReadyForApplication")["reason"] == "Relocating"
+    # What the deployment tooling does on ReadyForApplication False: the application leaves east.
+    east.core.delete_namespaced_persistent_volume_claim("data", pair.namespace)
     pair.wait(lambda: pair.primary_ready("west", 2), "west Primary at generation 2 after the relocate", 240)
     west = pair.clusters["west"]
     # Ramen restored the PV and PVC from S3 on west; kube-controller-manager bound them.
@@ -171,7 +179,8 @@ def test_relocate_then_failover_with_the_peer_operator_killed(pair: DRPair) -> N
     pair.operators["west"].kill()
     harness.set_action(pair.clusters["east"], pair.namespace, "Failover", "east")
     pair.wait(lambda: pair.primary_ready("east", 3), "east Primary at generation 3 with west's operator dead", 240)
-    assert volumes.pvc_phase(pair.clusters["east"], pair.namespace, "data") == "Bound"
+    pair.wait(lambda: volumes.pvc_phase(east, pair.namespace, "data") == "Bound",
+              "Ramen restored PVC data on east from S3 and it is bound", 60)
 
 
 def test_restarting_ramens_manager_leaves_our_settings_in_force(pair: DRPair, ramen_env: LocalEnv) -> None:

@@ -604,3 +604,24 @@ def test_a_primary_that_never_was_ready_is_not_made_ready_by_the_hold() -> None:
          "lastTransitionTime": NOW, "observedGeneration": 1}]}
     p = plan(inp("east", drc(status=never), v=vrg("primary", "Unknown", data_ready=False), co=state("east", 1)))
     assert cond(p, "ReadyForApplication")["status"] == "False"
+
+
+def test_a_relocate_whose_source_vrg_will_not_demote_says_why() -> None:
+    """Ramen's VRG holds a VolRep PVC the application still uses; the DRControl must say so, not wait silently."""
+    blocked = VRGView({
+        "metadata": {"name": "app", "namespace": "ns", "generation": 4},
+        "spec": {"replicationState": "secondary"},
+        "status": {"state": "Unknown", "observedGeneration": 4, "conditions": [
+            {"type": "DataReady", "status": "False", "reason": "Progressing", "observedGeneration": 4,
+             "message": "VolumeReplicationGroup is progressing"},
+            {"type": "ClusterDataReady", "status": "True", "reason": "Unused", "observedGeneration": 4,
+             "message": ""}],
+            "protectedPVCs": [{"name": "data", "conditions": [
+                {"type": "DataReady", "status": "False", "reason": "Progressing", "observedGeneration": 4,
+                 "message": "unable to transition to Secondary as PVC is not deleted"}]}]}})
+    p = plan(inp("east", drc("Relocate", "west"), v=blocked, co=state("east", 1)))
+    assert vrg_state(p) == "secondary" and p.status["phase"] == "Relocating"
+    healthy = cond(p, "VRGHealthy")
+    assert healthy["status"] == "False"
+    assert "PVC data: unable to transition to Secondary as PVC is not deleted" in healthy["message"]
+    assert cond(p, "ReadyForApplication")["reason"] == "Relocating"
