@@ -14,10 +14,15 @@ driver has acted on `spec.replicationState`:
 
 each condition with `observedGeneration`, and `status.observedGeneration`, as csi-addons does
 (the conditions and messages follow csi-addons' internal/controller/replication.storage/status.go).
+
+It also does the one thing the driver's external-provisioner does that Ramen relies on: a PV of
+the double's driver that is Released with reclaim policy Delete is deleted. (Ramen retains a
+protected PV and gives it back its Delete policy once a demoted PVC is deleted; a PV left behind
+would make Ramen refuse to restore the same PV from S3 when the app comes back.)
 Everything above the VolumeReplication (PVC selection, PV/PVC upload to and restore from S3,
 the VRG's conditions) is Ramen's own code at work.
 
-Run: python -m e2e.csiaddons_double --kubeconfig K [--interval 0.5]
+Run: python -m e2e.csiaddons_double --kubeconfig K [--interval 0.5] [--driver NAME]
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import threading
 from typing import Any
 
 from kubernetes import config
-from kubernetes.client import CustomObjectsApi
+from kubernetes.client import CoreV1Api, CustomObjectsApi
 from kubernetes.client.rest import ApiException
 
 GROUP, VERSION, PLURAL = "replication.storage.openshift.io", "v1alpha1", "volumereplications"
@@ -84,6 +89,24 @@ def desired_status(vr: dict[str, Any], now: str) -> dict[str, Any] | None:
     return None if same else status
 
 
+def delete_released_volumes(core: CoreV1Api, driver: str) -> int:
+    """Delete Released PVs of `driver` whose reclaim policy is Delete, as its external-provisioner would."""
+    deleted = 0
+    for pv in core.list_persistent_volume().items:
+        csi = pv.spec.csi
+        if csi is None or csi.driver != driver or pv.metadata.deletion_timestamp is not None:
+            continue
+        if pv.status.phase == "Released" and pv.spec.persistent_volume_reclaim_policy == "Delete":
+            try:
+                core.delete_persistent_volume(pv.metadata.name)
+                deleted += 1
+                log.info("PV %s: deleted (Released, reclaim policy Delete)", pv.metadata.name)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+    return deleted
+
+
 def reconcile_once(api: CustomObjectsApi) -> int:
     """One pass over every VolumeReplication; returns how many statuses were written."""
     written = 0
@@ -109,15 +132,18 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kubeconfig", required=True)
     p.add_argument("--interval", type=float, default=0.5, help="seconds between passes (a driver's latency)")
+    p.add_argument("--driver", default="csi-double.ramen-p2p.test", help="the CSI driver name it answers for")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    api = CustomObjectsApi(config.new_client_from_config(config_file=args.kubeconfig))
+    kube = config.new_client_from_config(config_file=args.kubeconfig)
+    api, core = CustomObjectsApi(kube), CoreV1Api(kube)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     while not stop.is_set():
         try:
             reconcile_once(api)
+            delete_released_volumes(core, args.driver)
         except (ApiException, OSError) as e:  # API server restarting: try again next pass
             log.warning("pass failed: %s", e)
         stop.wait(args.interval)

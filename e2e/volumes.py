@@ -33,7 +33,7 @@ def _create(fn: Any, *args: Any) -> None:
 def install_classes(c: Cluster, scheduling_interval: str) -> None:
     """The StorageClass and the VolumeReplicationClass Ramen matches by provisioner and schedule."""
     _create(client.StorageV1Api(c.api).create_storage_class, client.V1StorageClass(
-        metadata=client.V1ObjectMeta(name=STORAGE_CLASS), provisioner=DRIVER, reclaim_policy="Retain",
+        metadata=client.V1ObjectMeta(name=STORAGE_CLASS), provisioner=DRIVER, reclaim_policy="Delete",
         volume_binding_mode="Immediate"))
     _create(c.custom.create_cluster_custom_object, "replication.storage.openshift.io", "v1alpha1",
             "volumereplicationclasses", {
@@ -49,7 +49,8 @@ def static_pvc(c: Cluster, namespace: str, name: str, labels: dict[str, str], si
         metadata=client.V1ObjectMeta(name=pv),
         spec=client.V1PersistentVolumeSpec(
             capacity={"storage": size}, access_modes=["ReadWriteOnce"], storage_class_name=STORAGE_CLASS,
-            persistent_volume_reclaim_policy="Retain",
+            # Delete, as a provisioned volume's: Ramen switches it to Retain while it protects the PVC.
+            persistent_volume_reclaim_policy="Delete",
             claim_ref=client.V1ObjectReference(namespace=namespace, name=name),
             csi=client.V1CSIPersistentVolumeSource(driver=DRIVER, volume_handle=pv))))
     c.core.create_namespaced_persistent_volume_claim(namespace, client.V1PersistentVolumeClaim(
