@@ -291,7 +291,8 @@ def _build_simple(label: str, module: str, version: str, package: str, dest: Pat
     partial.rename(dest)
 
 
-def build() -> Binaries:
+def build(with_ramen: bool = True) -> Binaries:
+    """Build what is missing; `with_ramen` False leaves out Ramen's manager and its CRDs (plain clusters)."""
     if shutil.which("go") is None:
         raise SystemExit("Go is required to build the local environment "
                          "(kube-apiserver, kube-controller-manager, etcd, versitygw, Ramen's manager)")
@@ -313,14 +314,15 @@ def build() -> Binaries:
                       "github.com/versity/versitygw/cmd/versitygw", target.versitygw)
     else:
         _say(f"versitygw {VERSITYGW_VERSION}: cached")
-    if not target.ramen_manager.exists():
-        build_ramen(target)
-    else:
-        _say(f"ramen manager {RAMEN_COMMIT}: cached")
-    if not target.ramen_crds.exists():
-        collect_ramen_crds(target)
-    else:
-        _say(f"ramen {RAMEN_COMMIT} external CRDs: cached")
+    if with_ramen:
+        if not target.ramen_manager.exists():
+            build_ramen(target)
+        else:
+            _say(f"ramen manager {RAMEN_COMMIT}: cached")
+        if not target.ramen_crds.exists():
+            collect_ramen_crds(target)
+        else:
+            _say(f"ramen {RAMEN_COMMIT} external CRDs: cached")
     _say(f"binaries ready in {cache_root() / 'bin'} ({time.monotonic() - started:.1f}s)")
     return target
 

@@ -251,9 +251,9 @@ class LocalEnv:
         self.s3_config_file().chmod(0o600)
 
     def up(self, clusters: list[str], controller_manager: bool = False, with_ramen: bool = False) -> None:
-        bins = build.build()
-        self.root.mkdir(parents=True, exist_ok=True)
         self.ramen = self.ramen or with_ramen
+        bins = build.build(with_ramen=self.ramen)
+        self.root.mkdir(parents=True, exist_ok=True)
         self.controller_manager = self.controller_manager or controller_manager or self.ramen
         for name in clusters:
             if name not in self.clusters:
