@@ -23,7 +23,7 @@ typecheck: $(STAMP)
 	@$(VENV)/bin/mypy
 
 build: $(STAMP)
-	@echo "==> building kube-apiserver, kubectl, etcd and the S3 server (cached outside git)"
+	@echo "==> building kube-apiserver, kube-controller-manager, kubectl, etcd, the S3 server and Ramen's manager (cached outside git)"
 	@$(PY) -m e2e.localenv build
 
 unit: $(STAMP)

@@ -25,6 +25,7 @@ from kubernetes.client.rest import ApiException
 
 from e2e.crdinstall import EXTERNAL_CRDS, OUR_CRDS, install_crds
 from e2e.localenv.clients import Cluster
+from reconciler.config import CONFIG_KEY, CONFIGMAP_NAME, P2P_CONFIG_KEY, P2P_CONFIGMAP_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -52,14 +53,17 @@ def _upsert(create: Callable[[], Any], replace: Callable[[str], Any], read: Call
 
 def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", scheduling_interval: str = "1m",
                       auto_failover_after: str | None = None, peer_kubeconfigs: dict[str, Path] | None = None,
-                      hmac_key: bytes | None = None) -> None:
+                      hmac_key: bytes | None = None, test_crds: bool = True) -> None:
     """CRDs, the operator's namespace, S3 Secret and ConfigMap, both DRClusters and the DRPolicy.
+
+    `test_crds` False leaves out the test-only VRG and NetworkFence CRDs: beside Ramen's real
+    manager, its own CRDs (installed by the local environment) are the ones in force.
 
     `peer_kubeconfigs` (cluster name -> kubeconfig) gives those DRClusters a peerEndpoint, with the
     kubeconfig in a Secret, so this cluster's operator can nudge theirs. `hmac_key` makes the
     operator sign every coordination object and refuse unsigned ones.
     """
-    install_crds(c.api, OUR_CRDS + EXTERNAL_CRDS)
+    install_crds(c.api, OUR_CRDS + (EXTERNAL_CRDS if test_crds else []))
     try:
         c.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=OPERATOR_NS)))
     except ApiException as e:
@@ -77,17 +81,23 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
             "s3Region": s3["region"],
             "s3SecretRef": {"name": "s3-secret", "namespace": OPERATOR_NS},
         }],
-        "p2p": {"keyPrefix": key_prefix},
     }
+    p2p: dict[str, Any] = {"keyPrefix": key_prefix}
     if hmac_key is not None:
         put_secret(c, "coordination-hmac", {"hmacKey": hmac_key})
-        ramen_config["p2p"]["hmacSecretRef"] = {"name": "coordination-hmac"}
-    cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="ramen-dr-cluster-operator-config",
-                                                         namespace=OPERATOR_NS),
-                            data={"ramen_manager_config.yaml": yaml.safe_dump(ramen_config)})
-    _upsert(lambda: c.core.create_namespaced_config_map(OPERATOR_NS, cm),
-            lambda rv: c.core.replace_namespaced_config_map(cm.metadata.name, OPERATOR_NS, _with_rv(cm, rv)),
-            lambda: c.core.read_namespaced_config_map(cm.metadata.name, OPERATOR_NS))
+        p2p["hmacSecretRef"] = {"name": "coordination-hmac"}
+    # Ramen's ConfigMap may already hold settings of Ramen's manager (health port, leader election):
+    # only the S3 profiles are ours to set there.
+    try:
+        live = c.core.read_namespaced_config_map(CONFIGMAP_NAME, OPERATOR_NS).data or {}
+        merged = yaml.safe_load(live.get(CONFIG_KEY) or "{}") or {}
+    except ApiException as e:
+        if e.status != 404:
+            raise
+        merged = {}
+    merged.update(ramen_config)
+    put_configmap(c, CONFIGMAP_NAME, {CONFIG_KEY: yaml.safe_dump(merged)})
+    put_configmap(c, P2P_CONFIGMAP_NAME, {P2P_CONFIG_KEY: yaml.safe_dump(p2p)})
     for name in ("drcluster-east.yaml", "drcluster-west.yaml"):
         dc = load_example(name)
         dc["spec"].pop("peerEndpoint", None)
@@ -121,6 +131,14 @@ def inline_kubeconfig(kubeconfig: Path) -> dict[str, Any]:
                 if f in body:
                     body[f"{f}-data"] = base64.b64encode(Path(body.pop(f)).read_bytes()).decode()
     return cfg
+
+
+def put_configmap(c: Cluster, name: str, data: dict[str, str]) -> None:
+    """Create or replace a ConfigMap in the operator's namespace."""
+    cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, namespace=OPERATOR_NS), data=data)
+    _upsert(lambda: c.core.create_namespaced_config_map(OPERATOR_NS, cm),
+            lambda rv: c.core.replace_namespaced_config_map(name, OPERATOR_NS, _with_rv(cm, rv)),
+            lambda: c.core.read_namespaced_config_map(name, OPERATOR_NS))
 
 
 def put_secret(c: Cluster, name: str, data: dict[str, bytes]) -> None:

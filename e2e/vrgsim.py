@@ -70,9 +70,9 @@ def desired_status(vrg: dict[str, Any], now: str) -> dict[str, Any]:
     primary = spec.get("replicationState") == "primary"
     old = vrg.get("status") or {}
 
-    def cond(ctype: str, ok: bool, reason: str) -> dict[str, Any]:
+    def cond(ctype: str, ok: bool | None, reason: str) -> dict[str, Any]:
         prev = next((c for c in old.get("conditions", []) if c.get("type") == ctype), None)
-        status = "True" if ok else "False"
+        status = "Unknown" if ok is None else "True" if ok else "False"
         since = prev["lastTransitionTime"] if prev and prev.get("status") == status else now
         return {"type": ctype, "status": status, "reason": reason, "message": f"simulated: {reason}",
                 "observedGeneration": gen, "lastTransitionTime": since}
@@ -81,11 +81,16 @@ def desired_status(vrg: dict[str, Any], now: str) -> dict[str, Any]:
         "state": "Primary" if primary else "Secondary",
         "observedGeneration": gen,
         "lastUpdateTime": now,
+        # The reasons and the extra conditions Ramen's real VRG controller reports (seen beside it
+        # with one VolRep PVC): as Secondary, restore and upload are "Unused"; AutoCleanup is False
+        # and HooksReady Unknown in the normal case, which consumers must not read as trouble.
         "conditions": [
-            cond("DataReady", True, "Ready" if primary else "Replicating"),
-            cond("DataProtected", True, "Protected" if not primary else "Replicating"),
-            cond("ClusterDataReady", True, "Restored"),
-            cond("ClusterDataProtected", True, "Uploaded"),
+            cond("DataReady", True, "Ready" if primary else "Unused"),
+            cond("DataProtected", True, "Replicating" if primary else "Unused"),
+            cond("ClusterDataReady", True, "Restored" if primary else "Unused"),
+            cond("ClusterDataProtected", True, "Uploaded" if primary else "Unused"),
+            cond("AutoCleanup", False, "Unused"),
+            cond("HooksReady", None, "Initializing"),
         ],
         "prepareForFinalSyncComplete": bool(spec.get("prepareForFinalSync")),
         "finalSyncComplete": bool(spec.get("runFinalSync")),

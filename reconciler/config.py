@@ -1,17 +1,29 @@
-"""The operator's configuration: Ramen's RamenConfig, read from a ConfigMap, plus our `p2p` block.
+"""The operator's configuration, from two ConfigMaps in its namespace.
 
+Ramen's RamenConfig, in `ramen-dr-cluster-operator-config` (key `ramen_manager_config.yaml`),
+gives the S3 profiles. Ramen's own manager rewrites that ConfigMap when it starts and drops
+every key it does not know, so ramen-p2p's settings live in a ConfigMap of their own,
+`ramen-p2p-operator-config` (key `p2p.yaml`), which nothing else writes:
+
+    # ramen-dr-cluster-operator-config / ramen_manager_config.yaml  (Ramen's format, unchanged)
     apiVersion: ramendr.openshift.io/v1alpha1
     kind: RamenConfig
-    s3StoreProfiles:                # Ramen's format, unchanged
+    s3StoreProfiles:
     - s3ProfileName: s3-shared
       s3Bucket: ramen
       s3CompatibleEndpoint: https://s3.example.com
       s3Region: us-east-1
       s3SecretRef: {name: s3-secret, namespace: ramen-system}
-    p2p:                            # ramen-p2p's own settings, all optional
-      keyPrefix: ramen-p2p/         # where coordination keys live inside the bucket
-      hmacSecretRef: {name: coordination-hmac}          # key `hmacKey`: signs every object we write
-      webhook: {url: https://hooks.example.com/dr, secretRef: {name: dr-webhook}}  # key `hmacKey`
+
+    # ramen-p2p-operator-config / p2p.yaml  (all optional, but the ConfigMap must exist)
+    keyPrefix: ramen-p2p/         # where coordination keys live inside the bucket
+    hmacSecretRef: {name: coordination-hmac}          # key `hmacKey`: signs every object we write
+    webhook: {url: https://hooks.example.com/dr, secretRef: {name: dr-webhook}}  # key `hmacKey`
+
+The second ConfigMap is required: with it missing the operator would fall back to defaults
+(another key prefix, no signing) and stop seeing its peer, so it refuses to start instead.
+A `p2p` block still found in Ramen's ConfigMap (the earlier layout) is refused with a message
+saying where it moved.
 """
 
 from __future__ import annotations
@@ -26,6 +38,12 @@ from reconciler.s3peer import S3PeerError, S3Profile, SecretRef, parse_ramen_con
 
 CONFIGMAP_NAME = "ramen-dr-cluster-operator-config"
 CONFIG_KEY = "ramen_manager_config.yaml"
+P2P_CONFIGMAP_NAME = "ramen-p2p-operator-config"
+P2P_CONFIG_KEY = "p2p.yaml"
+
+
+# Our ConfigMap with nothing set (the defaults), for readers that may find none.
+EMPTY_P2P_CONFIGMAP: dict[str, Any] = {"data": {P2P_CONFIG_KEY: "{}"}}
 
 
 class ConfigError(ValueError):
@@ -52,18 +70,28 @@ def _ref(doc: Any, where: str, namespace: str) -> SecretRef:
     return SecretRef(doc["name"], str(doc.get("namespace") or namespace))
 
 
-def parse_config(configmap: Mapping[str, Any], namespace: str) -> OperatorConfig:
-    """An OperatorConfig from the ConfigMap object; ConfigError names the problem."""
-    data = configmap.get("data") or {}
-    text = data.get(CONFIG_KEY)
+def _yaml_mapping(configmap: Mapping[str, Any], name: str, key: str, namespace: str) -> Mapping[str, Any]:
+    text = (configmap.get("data") or {}).get(key)
     if not isinstance(text, str):
-        raise ConfigError(f"ConfigMap {namespace}/{CONFIGMAP_NAME} has no key {CONFIG_KEY}")
+        raise ConfigError(f"ConfigMap {namespace}/{name} has no key {key}")
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{CONFIG_KEY} is not valid YAML: {e}") from e
+        raise ConfigError(f"{name}/{key} is not valid YAML: {e}") from e
+    if doc is None:
+        return {}
     if not isinstance(doc, Mapping):
-        raise ConfigError(f"{CONFIG_KEY} must be a RamenConfig mapping")
+        raise ConfigError(f"{name}/{key} must be a mapping")
+    return doc
+
+
+def parse_config(configmap: Mapping[str, Any], p2p_configmap: Mapping[str, Any], namespace: str) -> OperatorConfig:
+    """An OperatorConfig from Ramen's ConfigMap and ours; ConfigError names the problem."""
+    doc = _yaml_mapping(configmap, CONFIGMAP_NAME, CONFIG_KEY, namespace)
+    if "p2p" in doc:
+        raise ConfigError(f"{CONFIGMAP_NAME}/{CONFIG_KEY} has a p2p block: move its content to ConfigMap "
+                          f"{P2P_CONFIGMAP_NAME}, key {P2P_CONFIG_KEY} (Ramen's manager rewrites {CONFIGMAP_NAME} "
+                          "and drops keys it does not know)")
     try:
         profiles = parse_ramen_config(doc)
     except S3PeerError as e:
@@ -72,20 +100,22 @@ def parse_config(configmap: Mapping[str, Any], namespace: str) -> OperatorConfig
         raise ConfigError(f"{CONFIG_KEY}: s3StoreProfiles is empty; at least the coordination profile is needed")
     # Ramen defaults a profile Secret's namespace to the operator's.
     profiles = {n: p if p.secret_ref.namespace else _with_namespace(p, namespace) for n, p in profiles.items()}
-    p2p = doc.get("p2p") or {}
-    if not isinstance(p2p, Mapping):
-        raise ConfigError(f"{CONFIG_KEY}: p2p must be a mapping")
+    p2p = _yaml_mapping(p2p_configmap, P2P_CONFIGMAP_NAME, P2P_CONFIG_KEY, namespace)
+    where = f"{P2P_CONFIGMAP_NAME}/{P2P_CONFIG_KEY}"
+    unknown = sorted(set(p2p) - {"keyPrefix", "hmacSecretRef", "webhook"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}")
     prefix = p2p.get("keyPrefix", "")
     if not isinstance(prefix, str):
-        raise ConfigError(f"{CONFIG_KEY}: p2p.keyPrefix must be a string")
-    hmac = _ref(p2p["hmacSecretRef"], "p2p.hmacSecretRef", namespace) if "hmacSecretRef" in p2p else None
+        raise ConfigError(f"{where}: keyPrefix must be a string")
+    hmac = _ref(p2p["hmacSecretRef"], f"{where}: hmacSecretRef", namespace) if "hmacSecretRef" in p2p else None
     webhook = None
     if "webhook" in p2p:
         wh = p2p["webhook"]
         if not isinstance(wh, Mapping) or not isinstance(wh.get("url"), str) or not wh["url"].startswith(
                 ("http://", "https://")):
-            raise ConfigError("p2p.webhook.url must be an http(s) URL")
-        webhook = WebhookConfig(wh["url"], _ref(wh["secretRef"], "p2p.webhook.secretRef", namespace)
+            raise ConfigError(f"{where}: webhook.url must be an http(s) URL")
+        webhook = WebhookConfig(wh["url"], _ref(wh["secretRef"], f"{where}: webhook.secretRef", namespace)
                                 if "secretRef" in wh else None)
     return OperatorConfig(profiles=profiles, key_prefix=prefix, hmac_secret=hmac, webhook=webhook)
 

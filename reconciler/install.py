@@ -28,7 +28,7 @@ import jinja2
 import yaml
 
 from reconciler import __version__
-from reconciler.config import CONFIG_KEY, CONFIGMAP_NAME
+from reconciler.config import CONFIG_KEY, CONFIGMAP_NAME, P2P_CONFIG_KEY, P2P_CONFIGMAP_NAME
 from reconciler.durations import parse_duration
 
 OPERATOR_NAME = "ramen-p2p-operator"
@@ -131,7 +131,7 @@ def namespace_rules(options: InstallOptions) -> tuple[Rule, ...]:
                                               options.peer_kubeconfig_secret) if n))
     return (
         Rule(("",), ("secrets",), ("get",), secrets),
-        Rule(("",), ("configmaps",), ("get",), (CONFIGMAP_NAME,)),
+        Rule(("",), ("configmaps",), ("get",), (CONFIGMAP_NAME, P2P_CONFIGMAP_NAME)),
         # A create cannot be limited by name (the object does not exist yet).
         Rule(("coordination.k8s.io",), ("leases",), ("create",)),
         Rule(("coordination.k8s.io",), ("leases",), ("get", "update"), (LEASE_NAME,)),
@@ -229,10 +229,7 @@ def crd_documents(root: Path) -> list[str]:
 
 # -- rendering -------------------------------------------------------------------------------
 def ramen_config(o: InstallOptions) -> dict[str, Any]:
-    """The RamenConfig of the operator's ConfigMap (format: reconciler/config.py)."""
-    p2p: dict[str, Any] = {"keyPrefix": o.key_prefix}
-    if o.hmac_secret_name:
-        p2p["hmacSecretRef"] = {"name": o.hmac_secret_name, "namespace": o.namespace}
+    """The RamenConfig of Ramen's ConfigMap, shared with Ramen's manager (format: reconciler/config.py)."""
     return {
         "apiVersion": "ramendr.openshift.io/v1alpha1",
         "kind": "RamenConfig",
@@ -243,8 +240,15 @@ def ramen_config(o: InstallOptions) -> dict[str, Any]:
             "s3Region": o.s3_region,
             "s3SecretRef": {"name": o.s3_secret_name, "namespace": o.namespace},
         }],
-        "p2p": p2p,
     }
+
+
+def p2p_config(o: InstallOptions) -> dict[str, Any]:
+    """ramen-p2p's own settings, in a ConfigMap Ramen's manager does not rewrite (reconciler/config.py)."""
+    p2p: dict[str, Any] = {"keyPrefix": o.key_prefix}
+    if o.hmac_secret_name:
+        p2p["hmacSecretRef"] = {"name": o.hmac_secret_name, "namespace": o.namespace}
+    return p2p
 
 
 def operator_args(o: InstallOptions) -> list[str]:
@@ -308,6 +312,9 @@ def render_install(options: InstallOptions) -> str:
         configmap_name=CONFIGMAP_NAME,
         config_key=CONFIG_KEY,
         ramen_config=yaml.safe_dump(ramen_config(options), sort_keys=False).rstrip("\n"),
+        p2p_configmap_name=P2P_CONFIGMAP_NAME,
+        p2p_config_key=P2P_CONFIG_KEY,
+        p2p_config=yaml.safe_dump(p2p_config(options), sort_keys=False).rstrip("\n"),
         credentials=creds,
         clusters=clusters,
         policy_name=policy_name(options),

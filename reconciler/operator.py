@@ -16,7 +16,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from reconciler import __version__
-from reconciler.config import CONFIGMAP_NAME, ConfigError, parse_config
+from reconciler.config import CONFIGMAP_NAME, P2P_CONFIGMAP_NAME, ConfigError, parse_config
 from reconciler.durations import parse_duration
 from reconciler.kube import CONFIGMAPS, KubeClient
 from reconciler.kube.errors import ApiError
@@ -90,14 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     api = _api_client(args.kubeconfig)
     if api is None:
         return 2
+    kube = KubeClient(api)
+    configmaps: list[dict[str, Any]] = []
+    for name, holds in ((CONFIGMAP_NAME, "the RamenConfig (s3StoreProfiles) this cluster uses"),
+                        (P2P_CONFIGMAP_NAME, "ramen-p2p's settings (key prefix, HMAC Secret, webhook)")):
+        try:
+            configmaps.append(kube.get(CONFIGMAPS, name, args.namespace))
+        except ApiError as e:
+            what = "not found" if e.not_found else str(e)
+            print(f"ramen-operator: ConfigMap {args.namespace}/{name}: {what}. Create it with {holds}; "
+                  "see `ramenctl render install`.", file=sys.stderr)
+            return 2
     try:
-        cm = KubeClient(api).get(CONFIGMAPS, CONFIGMAP_NAME, args.namespace)
-        config = parse_config(cm, args.namespace)
-    except ApiError as e:
-        what = "not found" if e.not_found else str(e)
-        print(f"ramen-operator: ConfigMap {args.namespace}/{CONFIGMAP_NAME}: {what}. Create it with the RamenConfig "
-              "(s3StoreProfiles) this cluster uses; see `ramenctl render install`.", file=sys.stderr)
-        return 2
+        config = parse_config(configmaps[0], configmaps[1], args.namespace)
     except ConfigError as e:
         print(f"ramen-operator: invalid configuration: {e}", file=sys.stderr)
         return 2

@@ -12,9 +12,14 @@ from e2e.localenv.env import LocalEnv, StartError, down, up
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.localenv", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("build", help="build kube-apiserver, kubectl, etcd and the S3 server (cached)")
+    sub.add_parser("build", help="build kube-apiserver, kube-controller-manager, kubectl, etcd, the S3 server "
+                                 "and Ramen's manager (cached)")
     p_up = sub.add_parser("up", help="start the clusters and the S3 server (idempotent)")
     p_up.add_argument("--clusters", default="east,west", help="comma-separated cluster names")
+    p_up.add_argument("--controller-manager", action="store_true",
+                      help="also run kube-controller-manager per cluster (PVC binding, namespace deletion, GC)")
+    p_up.add_argument("--ramen", action="store_true",
+                      help="also run Ramen's manager per cluster in dr-cluster mode (implies --controller-manager)")
     sub.add_parser("down", help="stop what 'up' started and remove its state")
     sub.add_parser("status", help="say what runs")
     args = parser.parse_args(argv)
@@ -26,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
             names = [c.strip() for c in args.clusters.split(",") if c.strip()]
             if not names:
                 parser.error("--clusters needs at least one name")
-            up(names)
+            up(names, controller_manager=args.controller_manager, with_ramen=args.ramen)
         elif args.cmd == "down":
             down()
         else:

@@ -1,8 +1,11 @@
 """Two (or more) local Kubernetes control planes and one S3 server, as plain processes.
 
 Each cluster is an etcd plus a kube-apiserver with its own PKI, on free
-loopback ports. No kube-controller-manager runs: namespaces stay Terminating
-and owner-reference garbage collection never happens.
+loopback ports. Optionally (`controller_manager`) a kube-controller-manager per
+cluster binds PVCs to static PVs, finishes namespace deletion and collects
+owner references; optionally (`ramen`, which implies it) Ramen's manager runs
+per cluster in dr-cluster mode, with the CRDs it needs. No kubelet runs: pods
+never start.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from e2e.localenv import build, pki
+from e2e.localenv import build, pki, ramen
 from e2e.localenv.procs import Component, StartError, free_port, log_tail
 
 REGION = "us-east-1"
@@ -68,6 +71,8 @@ class LocalEnv:
     clusters: list[str] = field(default_factory=list)
     components: dict[str, Component] = field(default_factory=dict)
     s3: dict[str, str] = field(default_factory=dict)
+    controller_manager: bool = False
+    ramen: bool = False
 
     # -- persistence -------------------------------------------------------
     @property
@@ -80,6 +85,8 @@ class LocalEnv:
             "clusters": self.clusters,
             "components": {k: c.to_dict() for k, c in self.components.items()},
             "s3": self.s3,
+            "controllerManager": self.controller_manager,
+            "ramen": self.ramen,
         }
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
@@ -94,6 +101,8 @@ class LocalEnv:
             env.clusters = list(data.get("clusters", []))
             env.components = {k: Component.from_dict(v) for k, v in data.get("components", {}).items()}
             env.s3 = dict(data.get("s3", {}))
+            env.controller_manager = bool(data.get("controllerManager"))
+            env.ramen = bool(data.get("ramen"))
         return env
 
     # -- accessors used by tests and the demo ------------------------------
@@ -179,6 +188,38 @@ class LocalEnv:
         if name not in self.clusters:
             self.clusters.append(name)
 
+    def _add_controller_manager(self, name: str, bins: build.Binaries) -> None:
+        cdir = self.root / name
+        p = pki.create(cdir / "pki", name)
+        port = free_port()
+        self.components[f"{name}-controller-manager"] = Component(
+            name=f"{name}-controller-manager",
+            argv=[
+                str(bins.kube_controller_manager),
+                f"--kubeconfig={self.kubeconfig(name)}",
+                f"--authentication-kubeconfig={self.kubeconfig(name)}",
+                f"--authorization-kubeconfig={self.kubeconfig(name)}",
+                # Signs service-account tokens for the tokens controller with the key the API server checks.
+                f"--service-account-private-key-file={p.sa_private}",
+                f"--root-ca-file={p.ca_cert}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--cert-dir={cdir / 'controller-manager'}",
+                # The API server has no request-header CA for it to look up (no aggregation layer).
+                "--authentication-skip-lookup=true",
+                "--leader-elect=false",
+                "--v=1",
+            ],
+            log=str(cdir / "controller-manager.log"),
+            port=port,
+            ready_url=f"https://127.0.0.1:{port}/healthz",
+            self_signed=True,
+        )
+
+    def _add_ramen(self, name: str, bins: build.Binaries) -> None:
+        self.components[f"{name}-ramen"] = ramen.manager_component(
+            name, bins, self.kubeconfig(name), self.root / name / "ramen.log", free_port())
+
     def _add_s3(self, bins: build.Binaries) -> None:
         sdir = self.root / "s3"
         data = sdir / "data"
@@ -209,20 +250,30 @@ class LocalEnv:
         self.s3_config_file().write_text(json.dumps(self.s3, indent=2))
         self.s3_config_file().chmod(0o600)
 
-    def up(self, clusters: list[str]) -> None:
-        bins = build.build()
+    def up(self, clusters: list[str], controller_manager: bool = False, with_ramen: bool = False) -> None:
+        self.ramen = self.ramen or with_ramen
+        bins = build.build(with_ramen=self.ramen)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.controller_manager = self.controller_manager or controller_manager or self.ramen
         for name in clusters:
             if name not in self.clusters:
                 self._add_cluster(name, bins)
+        for name in self.clusters:
+            if self.controller_manager and f"{name}-controller-manager" not in self.components:
+                self._add_controller_manager(name, bins)
+            if self.ramen and f"{name}-ramen" not in self.components:
+                self._add_ramen(name, bins)
         if "s3" not in self.components:
             self._add_s3(bins)
         self.save()
-        order = [n for c in self.clusters for n in (f"{c}-etcd", f"{c}-apiserver")] + ["s3"]
-        for n in order:
-            comp = self.components[n]
-            if comp.alive() and comp.ready():
+        servers = [n for c in self.clusters for n in (f"{c}-etcd", f"{c}-apiserver", f"{c}-controller-manager")]
+        for n in [*servers, "s3", *(f"{c}-ramen" for c in self.clusters)]:
+            comp = self.components.get(n)
+            if comp is None or (comp.alive() and comp.ready()):
                 continue
+            if n.endswith("-ramen"):
+                cluster = n.removesuffix("-ramen")
+                ramen.prepare(self.kubeconfig(cluster), bins, self.s3, comp.port)
             _say(f"starting {n} on 127.0.0.1:{comp.port}")
             t0 = time.monotonic()
             comp.start()
@@ -241,6 +292,7 @@ class LocalEnv:
         if self.root.exists():
             shutil.rmtree(self.root)
         self.clusters, self.components, self.s3 = [], {}, {}
+        self.controller_manager = self.ramen = False
 
     def status_lines(self) -> list[str]:
         if not self.components:
@@ -252,10 +304,12 @@ class LocalEnv:
         return lines
 
 
-def up(clusters: list[str], root: Path | None = None) -> LocalEnv:
+def up(clusters: list[str], root: Path | None = None, controller_manager: bool = False,
+       with_ramen: bool = False) -> LocalEnv:
+    """Start (or complete) the environment; `with_ramen` adds Ramen's manager and kube-controller-manager."""
     env = LocalEnv.load(root)
     try:
-        env.up(clusters)
+        env.up(clusters, controller_manager=controller_manager, with_ramen=with_ramen)
     except KeyboardInterrupt:
         _say("interrupted: stopping what was started")
         env.down()

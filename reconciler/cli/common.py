@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
-from reconciler.config import CONFIGMAP_NAME, ConfigError, parse_config
+from reconciler.config import CONFIGMAP_NAME, EMPTY_P2P_CONFIGMAP, P2P_CONFIGMAP_NAME, ConfigError, parse_config
 from reconciler.s3peer import (
     ClientSettings,
     Credentials,
@@ -282,7 +282,14 @@ def _s3_from_cluster(kube: Kube, args: argparse.Namespace, creds: Credentials | 
     ns = args.operator_namespace
     try:
         cm = kube.core.read_namespaced_config_map(CONFIGMAP_NAME, ns, _request_timeout=KUBE_TIMEOUT)
-        cfg = parse_config(kube.api.sanitize_for_serialization(cm), ns)
+        try:
+            ours = kube.api.sanitize_for_serialization(
+                kube.core.read_namespaced_config_map(P2P_CONFIGMAP_NAME, ns, _request_timeout=KUBE_TIMEOUT))
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            ours = EMPTY_P2P_CONFIGMAP  # no key prefix, no signing
+        cfg = parse_config(kube.api.sanitize_for_serialization(cm), ours, ns)
         prof = _pick_profile(cfg.profiles, args.profile, f"ConfigMap {ns}/{CONFIGMAP_NAME} on {kube.name}")
         if creds is None:
             sec = kube.core.read_namespaced_secret(prof.secret_ref.name, prof.secret_ref.namespace,

@@ -33,7 +33,7 @@ from reconciler.cli.common import (
     kube_error,
     s3_error_text,
 )
-from reconciler.config import CONFIGMAP_NAME, ConfigError, OperatorConfig, parse_config
+from reconciler.config import CONFIGMAP_NAME, P2P_CONFIGMAP_NAME, ConfigError, OperatorConfig, parse_config
 from reconciler.install import CLUSTER_RULES, OPERATOR_NAME, InstallOptions, Rule, namespace_rules
 from reconciler.s3peer import (
     Health,
@@ -163,7 +163,17 @@ class Doctor:
                 return
             raise
         try:
-            self.config = parse_config(self.kube.api.sanitize_for_serialization(cm), self.ns)
+            ours = self.kube.core.read_namespaced_config_map(P2P_CONFIGMAP_NAME, self.ns,
+                                                             _request_timeout=KUBE_TIMEOUT)
+        except ApiException as e:
+            if e.status == 404:
+                self.add("operator config", "FAIL", f"ConfigMap {self.ns}/{P2P_CONFIGMAP_NAME} not found (the "
+                         "operator does not start without it)", "create it from `ramenctl render install ...`")
+                return
+            raise
+        try:
+            self.config = parse_config(self.kube.api.sanitize_for_serialization(cm),
+                                       self.kube.api.sanitize_for_serialization(ours), self.ns)
         except ConfigError as e:
             self.add("operator config", "FAIL", f"{where}: {e}", fix)
             return

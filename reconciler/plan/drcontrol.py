@@ -294,10 +294,27 @@ def desired_vrg(
         "runFinalSync": True if run_final_sync else None,
     }
     spec: dict[str, Any] = dict(live.get("spec") or {})
+    # Ramen's VRG controller writes these empty defaults into the spec; they mean what their
+    # absence means, so removing them would only start a write-for-write fight over the VRG.
+    for path in VRG_SERVER_DEFAULTS:
+        *parents, leaf = path
+        want, have = owned, spec
+        for key in parents:
+            want, have = want.get(key) or {}, have.get(key) or {}
+        if isinstance(want, dict) and isinstance(have, dict) and want.get(leaf) is None and have.get(leaf) == {}:
+            want[leaf] = {}
     for key, value in owned.items():
         spec[key] = replacing(spec.get(key), value)
     live["spec"] = spec
     return live
+
+
+# Spec fields Ramen defaults to `{}` (paths in the VRG spec); `{}` there equals not stating them.
+VRG_SERVER_DEFAULTS: tuple[tuple[str, ...], ...] = (
+    ("volSync",),
+    ("async", "volumeSnapshotClassSelector"),
+    ("async", "volumeGroupSnapshotClassSelector"),
+)
 
 
 # -- the planner ---------------------------------------------------------------
@@ -388,10 +405,12 @@ class _Planner:
             self.sb.condition("VRGHealthy", False, "VRGProgressing",
                               f"VRG status is for generation {v.observed_generation}, spec is at {v.generation}")
         else:
+            why = v.blocked_by()
             self.sb.condition("VRGHealthy", False, "VRGNotReady",
-                              f"VRG reports state {v.state or '(none)'}, wanted {want}")
+                              f"VRG reports state {v.state or '(none)'}, wanted {want}" + (f" ({why})" if why else ""))
 
     def _ready_for_application(self, ds: DRState | None) -> bool:
+        """Set ReadyForApplication; return whether the VRG is ready as Primary now."""
         v = self.inp.vrg
         if ds is None or ds.primary != self.me:
             who = ds.primary if ds else "nobody yet"
@@ -399,6 +418,17 @@ class _Planner:
                               f"this cluster is not the Primary (primary: {who})")
             return False
         if not v.ready_as_primary:
+            prev = dig(self.inp.drcontrol, "status") or {}
+            if prev.get("currentPrimary") == self.me and prev.get("generation") == ds.generation and any(
+                    c.get("type") == "ReadyForApplication" and c.get("status") == "True"
+                    for c in prev.get("conditions") or []):
+                # Serving here already at this generation: a VRG health change (a PVC joining makes
+                # Ramen's VRG report Unknown) must not tell Argo CD to delete the running app. Only a
+                # role or generation change withdraws it; VRGHealthy and Ready carry the health.
+                self.sb.condition("ReadyForApplication", True, "Serving",
+                                  f"Primary at generation {ds.generation}, the application runs here; the VRG is "
+                                  "not ready now (see VRGHealthy)")
+                return False
             self.sb.condition("ReadyForApplication", False, "WaitingForVRG",
                               "Primary at generation "
                               f"{ds.generation}; waiting for the VRG to report Primary with DataReady and "

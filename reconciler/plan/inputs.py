@@ -99,6 +99,26 @@ class VRGView:
                 return c.get("status") == "True" and int(c.get("observedGeneration") or 0) == self.generation
         return False
 
+    def blocked_by(self) -> str:
+        """Why the VRG is not there yet, in its own words, from its False conditions for this generation.
+
+        Ramen's VRG says it per PVC: "unable to transition to Secondary as PVC is not deleted" in a
+        protected PVC's DataReady while the application still holds it; its own DataReady only says
+        "progressing". Empty when nothing is False.
+        """
+        def false(conds: Any) -> list[Mapping[str, Any]]:
+            return [c for c in conds or [] if isinstance(c, Mapping) and c.get("status") == "False"
+                    and int(c.get("observedGeneration") or 0) == self.generation
+                    and c.get("type") in ("DataReady", "ClusterDataReady")]
+
+        for pvc in self._get("status", "protectedPVCs") or []:
+            if isinstance(pvc, Mapping):
+                for c in false(pvc.get("conditions")):
+                    return f"PVC {pvc.get('name')}: {c.get('message')}"
+        for c in false(self._get("status", "conditions")):
+            return f"{c.get('type')} {c.get('reason')}: {c.get('message')}"
+        return ""
+
     def spec_flag(self, name: str) -> bool:
         """A boolean of the VRG spec as it is now (e.g. the final-sync requests already made)."""
         return bool(self._get("spec", name))

@@ -233,17 +233,25 @@ def test_deleting_the_drcontrol_removes_the_vrg_and_its_s3_keys(drpair: DRPair) 
     drpair.wait(lambda: not our_keys(), "dr-state goes with the last cluster to leave")
 
 
-@pytest.mark.parametrize(("configmap", "message"), [
-    (None, "not found"),
-    ("s3StoreProfiles: [{s3ProfileName: x}]", "invalid configuration"),
-    ("{not yaml", "not valid YAML"),
+VALID_RAMEN_CONFIG = ("s3StoreProfiles: [{s3ProfileName: p, s3Bucket: b, s3CompatibleEndpoint: 'http://s3:1', "
+                      "s3Region: r, s3SecretRef: {name: s}}]")
+
+
+@pytest.mark.parametrize(("configmap", "p2p", "message"), [
+    (None, None, "ramen-dr-cluster-operator-config: not found"),
+    (VALID_RAMEN_CONFIG, None, "ramen-p2p-operator-config: not found"),
+    ("s3StoreProfiles: [{s3ProfileName: x}]", "{}", "invalid configuration"),
+    ("{not yaml", "{}", "not valid YAML"),
+    (VALID_RAMEN_CONFIG, "keyPrefx: typo/", "unknown keys ['keyPrefx']"),
+    (VALID_RAMEN_CONFIG + "\np2p: {keyPrefix: a/}", "{}", "move its content to ConfigMap ramen-p2p-operator-config"),
 ])
 def test_operator_refuses_to_start_on_missing_or_invalid_config(east: Any, namespace: str, configmap: str | None,
-                                                                message: str) -> None:
-    if configmap is not None:
-        east.core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name="ramen-dr-cluster-operator-config"),
-            data={"ramen_manager_config.yaml": configmap}))
+                                                                p2p: str | None, message: str) -> None:
+    for name, key, text in (("ramen-dr-cluster-operator-config", "ramen_manager_config.yaml", configmap),
+                            ("ramen-p2p-operator-config", "p2p.yaml", p2p)):
+        if text is not None:
+            east.core.create_namespaced_config_map(namespace, client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name=name), data={key: text}))
     out = subprocess.run([sys.executable, "-m", "reconciler.operator", "--cluster-name", "east", "--kubeconfig",
                           str(east.kubeconfig), "--namespace", namespace], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2

@@ -25,7 +25,7 @@ from e2e import harness
 from e2e.localenv import LocalEnv
 from e2e.localenv.build import binaries
 from e2e.localenv.clients import Cluster, kube_cluster
-from reconciler.config import CONFIGMAP_NAME
+from reconciler.config import CONFIGMAP_NAME, P2P_CONFIGMAP_NAME
 from reconciler.install import LEASE_NAME, OPERATOR_NAME, InstallOptions, documents, render_install
 from tests.e2e.conftest import DRPair
 
@@ -63,7 +63,8 @@ CLUSTER_WIDE = [
 ]
 IN_OPERATOR_NAMESPACE = [
     Call("", "secrets", "get", SECRET),  # Manager._read_secret: the S3 profile's keys
-    Call("", "configmaps", "get", CONFIGMAP_NAME),  # operator.main
+    Call("", "configmaps", "get", CONFIGMAP_NAME),  # operator.main: Ramen's RamenConfig
+    Call("", "configmaps", "get", P2P_CONFIGMAP_NAME),  # ... and ramen-p2p's own settings
     Call("coordination.k8s.io", "leases", "create", None),  # LeaderElector (--leader-elect)
     Call("coordination.k8s.io", "leases", "get", LEASE_NAME),
     Call("coordination.k8s.io", "leases", "update", LEASE_NAME),

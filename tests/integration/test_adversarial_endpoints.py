@@ -27,7 +27,7 @@ from kubernetes import config as k8s_config
 
 from e2e import harness
 from e2e.localenv.clients import Cluster
-from reconciler.config import CONFIGMAP_NAME, parse_config
+from reconciler.config import CONFIGMAP_NAME, P2P_CONFIGMAP_NAME, parse_config
 from reconciler.controllers.nudge import UnsafeKubeconfig, check_api_server, load_peer_kubeconfig
 from reconciler.integrations.appset_plugin import PATH, Generator, PluginServer, TokenFile
 from reconciler.integrations.clusters import kube_reader
@@ -49,7 +49,8 @@ def probe_server(clusters: dict[str, Cluster], s3_settings: dict[str, str]) -> I
     harness.configure_cluster(east, s3_settings)
     api = k8s_config.new_client_from_config(config_file=str(east.kubeconfig))
     kube = KubeClient(api)
-    config = parse_config(kube.get(CONFIGMAPS, CONFIGMAP_NAME, harness.OPERATOR_NS), harness.OPERATOR_NS)
+    config = parse_config(kube.get(CONFIGMAPS, CONFIGMAP_NAME, harness.OPERATOR_NS),
+                          kube.get(CONFIGMAPS, P2P_CONFIGMAP_NAME, harness.OPERATOR_NS), harness.OPERATOR_NS)
     manager = Manager(api, Options(cluster_name="east"), config)
     srv = serve_http("127.0.0.1:0", manager, KubeAuthorizer(manager.client, review_burst=5),
                      request_deadline=DEADLINE, max_connections=4)

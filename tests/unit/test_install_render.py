@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from reconciler.cli import main as cli_main
-from reconciler.config import CONFIG_KEY, CONFIGMAP_NAME, parse_config
+from reconciler.config import CONFIG_KEY, CONFIGMAP_NAME, P2P_CONFIG_KEY, P2P_CONFIGMAP_NAME, parse_config
 from reconciler.install import (
     Credentials,
     InstallError,
@@ -60,8 +60,9 @@ def test_bundle_parses_and_contains_each_kind(docs: list[dict[str, Any]]) -> Non
 
 def test_namespaced_objects_are_in_the_operator_namespace() -> None:
     docs = documents(render_install(InstallOptions("east", "west", "http://s3:9000", namespace="dr-ops")))
-    for kind in ("ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment", "Service"):
+    for kind in ("ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"):
         assert one(docs, kind)["metadata"]["namespace"] == "dr-ops"
+    assert {cm["metadata"]["namespace"] for cm in objects_of_kind(docs, "ConfigMap")} == {"dr-ops"}
     assert one(docs, "Namespace")["metadata"]["name"] == "dr-ops"
     assert one(docs, "ClusterRoleBinding")["subjects"][0]["namespace"] == "dr-ops"
 
@@ -108,16 +109,29 @@ def test_deployment_args_are_accepted_by_the_operator(docs: list[dict[str, Any]]
     assert parsed.kubeconfig is None  # in-cluster configuration
 
 
-def test_configmap_holds_a_ramenconfig_the_operator_accepts(docs: list[dict[str, Any]]) -> None:
-    cm = one(docs, "ConfigMap")
-    assert cm["metadata"]["name"] == CONFIGMAP_NAME
-    config = parse_config(cm, "ramen-system")
+def configmap(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    (cm,) = [d for d in objects_of_kind(docs, "ConfigMap") if d["metadata"]["name"] == name]
+    return dict(cm)
+
+
+def test_configmaps_hold_a_ramenconfig_and_p2p_settings_the_operator_accepts(docs: list[dict[str, Any]]) -> None:
+    cm = configmap(docs, CONFIGMAP_NAME)
+    p2p = configmap(docs, P2P_CONFIGMAP_NAME)
+    config = parse_config(cm, p2p, "ramen-system")
     profile = config.profiles["s3-profile-shared"]
     raw = yaml.safe_load(cm["data"][CONFIG_KEY])["s3StoreProfiles"][0]
     assert raw["s3CompatibleEndpoint"] == "https://s3.example.com:9000"
     assert raw["s3Bucket"] == "dr-bucket"
     assert profile.secret_ref.name == "s3-secret"
     assert config.hmac_secret is not None and config.hmac_secret.name == "coordination-hmac"
+
+
+def test_ramens_configmap_carries_nothing_ramens_manager_would_drop(docs: list[dict[str, Any]]) -> None:
+    """Ramen's manager rewrites its ConfigMap on start, keeping only RamenConfig fields."""
+    raw = yaml.safe_load(configmap(docs, CONFIGMAP_NAME)["data"][CONFIG_KEY])
+    assert set(raw) == {"apiVersion", "kind", "s3StoreProfiles"}
+    assert yaml.safe_load(configmap(docs, P2P_CONFIGMAP_NAME)["data"][P2P_CONFIG_KEY])["hmacSecretRef"] == {
+        "name": "coordination-hmac", "namespace": "ramen-system"}
 
 
 def test_drclusters_and_policy(docs: list[dict[str, Any]]) -> None:
@@ -186,8 +200,8 @@ def test_no_value_can_inject_yaml() -> None:
     opts = InstallOptions("east", "west", "http://s3:9000", key_prefix=odd, s3_profile=odd, s3_region=odd)
     docs = documents(render_install(opts))
     assert {d["spec"]["s3ProfileName"] for d in objects_of_kind(docs, "DRCluster")} == {odd}
-    config = yaml.safe_load(one(docs, "ConfigMap")["data"][CONFIG_KEY])
-    assert config["p2p"]["keyPrefix"] == odd
+    config = yaml.safe_load(configmap(docs, CONFIGMAP_NAME)["data"][CONFIG_KEY])
+    assert yaml.safe_load(configmap(docs, P2P_CONFIGMAP_NAME)["data"][P2P_CONFIG_KEY])["keyPrefix"] == odd
     assert config["s3StoreProfiles"][0]["s3Region"] == odd
 
 

@@ -533,3 +533,95 @@ def test_an_automatic_failover_is_reported_through_to_success() -> None:
     p = plan(inp("west", drc(status=started), v=PRIMARY_READY, co=co, auto_after=60))
     assert p.status["lastAction"]["result"] == "Succeeded"
     assert "handledAction" not in p.status  # nothing in the spec to mark as handled
+
+
+# -- beside Ramen's real VRG controller ----------------------------------------------
+def test_ramen_server_defaults_in_the_vrg_spec_are_left_alone() -> None:
+    """Ramen writes empty defaults into the VRG spec; removing them would fight it generation after generation."""
+    from reconciler.kube.patch import main_patch
+
+    live = PRIMARY_READY.live
+    assert live is not None
+    first = plan(inp("east", v=PRIMARY_READY, co=state("east", 1))).vrg
+    assert first is not None
+    defaulted = {**first, "status": live["status"], "spec": {
+        **{k: v for k, v in first["spec"].items() if v is not None},
+        "async": {**first["spec"]["async"], "volumeSnapshotClassSelector": {},
+                  "volumeGroupSnapshotClassSelector": {}},
+        "volSync": {}}}
+    again = plan(inp("east", v=VRGView(defaulted), co=state("east", 1))).vrg
+    assert again is not None
+    assert main_patch(defaulted, again) == []
+
+
+def test_a_stated_selector_still_replaces_ramens_empty_default() -> None:
+    from reconciler.kube.patch import main_patch
+
+    first = plan(inp("east", co=state("east", 1))).vrg
+    assert first is not None
+    defaulted = {**first, "spec": {**{k: v for k, v in first["spec"].items() if v is not None},
+                                   "volSync": {}, "async": {"schedulingInterval": "1m",
+                                                            "volumeSnapshotClassSelector": {}}}}
+    again = plan(inp("east", drc(volsync=True), v=VRGView(defaulted), co=state("east", 1))).vrg
+    assert again is not None
+    ops = {op["path"]: op.get("value") for op in main_patch(defaulted, again)}
+    assert ops == {"/spec/async/schedulingInterval": "5m", "/spec/volSync/disabled": False}
+
+
+def serving(gen: int = 1, primary: str = "east") -> dict[str, Any]:
+    """The DRControl status of a Primary that had ReadyForApplication at `gen`."""
+    return {"currentPrimary": primary, "generation": gen, "conditions": [
+        {"type": "ReadyForApplication", "status": "True", "reason": "DataReady", "message": "",
+         "lastTransitionTime": NOW, "observedGeneration": 1}]}
+
+
+def test_a_pvc_joining_a_serving_primary_keeps_ready_for_application() -> None:
+    """Ramen's VRG reports state Unknown and DataReady False while a new PVC is protected."""
+    joining = vrg("primary", "Unknown", data_ready=False)
+    p = plan(inp("east", drc(status=serving(1)), v=joining, co=state("east", 1)))
+    rfa = cond(p, "ReadyForApplication")
+    assert rfa["status"] == "True" and rfa["reason"] == "Serving"
+    assert "VRGHealthy" in rfa["message"]
+    assert cond(p, "VRGHealthy")["status"] == "False" and "Unknown" in cond(p, "VRGHealthy")["message"]
+    assert cond(p, "Ready")["status"] == "False" and cond(p, "Ready")["reason"] == "WaitingForVRG"
+    assert vrg_state(p) == "primary"
+
+
+def test_ready_for_application_is_not_held_across_a_generation_or_role_change() -> None:
+    joining = vrg("primary", "Unknown", data_ready=False)
+    # Primary again, but at a new generation (failed over away and back): it must wait for the VRG.
+    p = plan(inp("east", drc(status=serving(1)), v=joining, co=state("east", 3, "Failover")))
+    assert cond(p, "ReadyForApplication")["status"] == "False"
+    # No longer the Primary: withdrawn at once, whatever the VRG says.
+    w = plan(inp("east", drc(status=serving(1)), v=PRIMARY_READY, co=state("west", 2, "Failover")))
+    assert cond(w, "ReadyForApplication")["status"] == "False"
+    assert cond(w, "ReadyForApplication")["reason"] == "NotPrimary"
+
+
+def test_a_primary_that_never_was_ready_is_not_made_ready_by_the_hold() -> None:
+    never = {"currentPrimary": "east", "generation": 1, "conditions": [
+        {"type": "ReadyForApplication", "status": "False", "reason": "WaitingForVRG", "message": "",
+         "lastTransitionTime": NOW, "observedGeneration": 1}]}
+    p = plan(inp("east", drc(status=never), v=vrg("primary", "Unknown", data_ready=False), co=state("east", 1)))
+    assert cond(p, "ReadyForApplication")["status"] == "False"
+
+
+def test_a_relocate_whose_source_vrg_will_not_demote_says_why() -> None:
+    """Ramen's VRG holds a VolRep PVC the application still uses; the DRControl must say so, not wait silently."""
+    blocked = VRGView({
+        "metadata": {"name": "app", "namespace": "ns", "generation": 4},
+        "spec": {"replicationState": "secondary"},
+        "status": {"state": "Unknown", "observedGeneration": 4, "conditions": [
+            {"type": "DataReady", "status": "False", "reason": "Progressing", "observedGeneration": 4,
+             "message": "VolumeReplicationGroup is progressing"},
+            {"type": "ClusterDataReady", "status": "True", "reason": "Unused", "observedGeneration": 4,
+             "message": ""}],
+            "protectedPVCs": [{"name": "data", "conditions": [
+                {"type": "DataReady", "status": "False", "reason": "Progressing", "observedGeneration": 4,
+                 "message": "unable to transition to Secondary as PVC is not deleted"}]}]}})
+    p = plan(inp("east", drc("Relocate", "west"), v=blocked, co=state("east", 1)))
+    assert vrg_state(p) == "secondary" and p.status["phase"] == "Relocating"
+    healthy = cond(p, "VRGHealthy")
+    assert healthy["status"] == "False"
+    assert "PVC data: unable to transition to Secondary as PVC is not deleted" in healthy["message"]
+    assert cond(p, "ReadyForApplication")["reason"] == "Relocating"
