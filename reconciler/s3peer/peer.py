@@ -83,6 +83,8 @@ class Coordinator:
         self._storage_classes_hash: str | None = None
         self._digest_dirty = False
         self._heartbeat_seq: int | None = None
+        # Apps whose cluster-status object this process wrote or found to match the digest.
+        self._status_checked: set[AppKey] = set()
         # The ETag of each of our own objects as we last wrote it (None: known absent).
         self._etags: LRUCache[str, str | None] = LRUCache(maxsize=4 * dr_state_cache_size)
         #: Why the digest cannot be written (too large), or None.
@@ -290,13 +292,31 @@ class Coordinator:
         or `heartbeat()`: useful to coalesce a burst of changes into one digest write.
         """
         h = status.content_hash()
+        key = self.keys.cluster_status(app, self.cluster)
         with self._lock:
             old = self._load_digest().get(app)
+            checked = app in self._status_checked
         if old is not None and old.status_hash == h:
-            return False
+            if checked:
+                return False
+            # The digest we loaded says so, but a crash between the object PUT and the digest PUT
+            # leaves another content in the object: look once per app after a start.
+            obj = self.store.get(key, max_bytes=env.MAX_OBJECT_BYTES)
+            if isinstance(obj, StoredObject):
+                try:
+                    same = decode_record(obj, Kind.CLUSTER_STATUS, ClusterStatus.from_body,
+                                         self.hmac_key).value.content_hash() == h
+                except CorruptObject:
+                    same = False
+                if same:
+                    with self._lock:
+                        self._status_checked.add(app)
+                        self._etags[key] = obj.etag
+                    return False
         data, _ = self._encode(Kind.CLUSTER_STATUS, status.to_body())
-        self._put_own(self.keys.cluster_status(app, self.cluster), data)
+        self._put_own(key, data)
         with self._lock:
+            self._status_checked.add(app)
             digest = self._load_digest()
             prev = digest.get(app)
             digest[app] = DigestEntry(h, status.role, status.observed_generation, prev.intent_hash if prev else None)

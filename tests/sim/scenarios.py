@@ -104,6 +104,14 @@ SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
         ("user", "west", "Failover", "east"), ("arm", "west", 3, "before"), ("reconcile", "west"),
         ("user", "west", "Failover", "west"),
     ], "I4"),
+    # A cluster-status PUT lands and the writer is killed before the digest PUT; after the
+    # restart the same content as the digest's is due again: the object must be checked, not
+    # skipped, or the peer waits on a report it can never see (found by seed 2643).
+    "status-object-behind-digest": (Variant(preferred="east", volsync=True, auto_failover=True), [
+        ("reconcile", "east"), ("reconcile", "west"), ("vrg", "west"), ("reconcile", "west"),
+        ("vrg_degrade", "west"), ("arm", "west", 1, "after", "PUT ns/app/cluster-status"), ("reconcile", "west"),
+        ("user", "west", "Relocate", "west"), ("vrg", "west"),
+    ], "I4"),
     # A cleared action that was never carried out ends as Cancelled, not InProgress forever.
     "cleared-action-ends": (Variant(preferred="west"), [
         ("user", "west", "Relocate", "east"), ("reconcile", "west"), ("user", "west", "Relocate", "west"),
