@@ -179,7 +179,7 @@ class DRControlController:
         if entry.role != Role.SECONDARY_READY:
             return ClusterStatus(entry.role, entry.observed_generation)
         with self._lock:
-            confirmed = self._confirmed_releases.get(app) == entry.status_hash
+            confirmed = app in self._confirmed_releases and self._confirmed_releases[app] == entry.status_hash
         if not confirmed:
             rec = peering.coordinator.read_own_status(app)
             obj = rec.value if rec else None

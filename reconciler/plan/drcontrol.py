@@ -599,7 +599,10 @@ class _Planner:
             self._vrg_condition(SECONDARY)
             self.sb.condition("ReadyForApplication", False, "Released",
                               f"generation {ds.generation} is handed over to {self.peer} for relocation")
-            self.plan.publish = self._own_status(Role.SECONDARY_READY, ds.generation, False)
+            # A release is (re)published only over a VRG that reports Secondary: what says it was
+            # released (our digest) may be wrong, the VRG is not.
+            self.plan.publish = self._own_status(Role.SECONDARY_READY, ds.generation, False) \
+                if v.ready_as_secondary else None
             self.plan.requeue_after = self.inp.poll_interval
             msg = f"demoted for relocation at generation {ds.generation}; waiting for {self.peer} to take over"
             if act is None:

@@ -314,7 +314,14 @@ class Coordinator:
                         self._etags[key] = obj.etag
                     return False
         data, _ = self._encode(Kind.CLUSTER_STATUS, status.to_body())
-        self._put_own(key, data)
+        try:
+            self._put_own(key, data)
+        except Exception:
+            # The outcome is unknown (a timeout may still have written it): the object may now
+            # differ from what the digest says, so it is looked at again before being trusted.
+            with self._lock:
+                self._status_checked.discard(app)
+            raise
         with self._lock:
             self._status_checked.add(app)
             digest = self._load_digest()

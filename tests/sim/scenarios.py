@@ -112,6 +112,22 @@ SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
         ("vrg_degrade", "west"), ("arm", "west", 1, "after", "PUT ns/app/cluster-status"), ("reconcile", "west"),
         ("user", "west", "Relocate", "west"), ("vrg", "west"),
     ], "I4"),
+    # The Primary was killed after its intent, before its first cluster-status; a forged digest
+    # then says it released: its VRG never reported Secondary, so no release may be published
+    # (found by seed 18617; the digest entry had no status hash, which matched "not confirmed").
+    "forged-release-before-first-status": (Variant(preferred="east"), [
+        ("arm", "east", 1, "before", "PUT ns/app/cluster-status"), ("user", "east", "Relocate", "west"),
+        ("reconcile", "west"), ("reconcile", "east"), ("tick", 40), ("forge_release",), ("restart", "east"),
+        ("vrg", "west"), ("reconcile", "east"), ("reconcile", "west"),
+    ], "I2"),
+    # A cluster-status PUT is applied but answered with a timeout; the report then returns to
+    # what the digest says: the object must be rewritten, not skipped (found by seed 17205).
+    "timed-out-status-then-back": (Variant(preferred="east", auto_failover=True), [
+        ("reconcile", "west"), ("reconcile", "east"), ("vrg", "west"), ("user", "west", "Relocate", "west"),
+        ("arm", "east", 1, "after", "PATCH DRControl/status"), ("reconcile", "west"),
+        ("fault", "west", "lose_next"), ("fault", "west", "timeout_next_write"), ("reconcile", "east"),
+        ("vrg_degrade", "west"), ("reconcile", "west"), ("reconcile", "west"), ("vrg", "west"),
+    ], "I4"),
     # A cleared action that was never carried out ends as Cancelled, not InProgress forever.
     "cleared-action-ends": (Variant(preferred="west"), [
         ("user", "west", "Relocate", "east"), ("reconcile", "west"), ("user", "west", "Relocate", "west"),
