@@ -240,9 +240,9 @@ class DRControlController:
                 local_heartbeat_ok=self.heartbeat_ok(),
             )
             p = plan(inp)
-            if not vrg_fresh and _releases(p, co):
-                # A release lets the peer promote: it must rest on the VRG as the API server has it
-                # now, not on a cache that may lag behind a promotion (I2).
+            if not vrg_fresh and (_releases(p, co) or (_ready({"status": p.status}) and not _ready(seen))):
+                # A release lets the peer promote, ReadyForApplication lets the app start: both must
+                # rest on the VRG as the API server has it now, not on a cache that may lag (I2, I5).
                 vrg_fresh = True
                 live_vrg = self._read_vrg(app)
                 if _resource_version(live_vrg) != _resource_version(vrg_obj):

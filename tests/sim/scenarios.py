@@ -128,6 +128,13 @@ SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
         ("fault", "west", "lose_next"), ("fault", "west", "timeout_next_write"), ("reconcile", "east"),
         ("vrg_degrade", "west"), ("reconcile", "west"), ("reconcile", "west"), ("vrg", "west"),
     ], "I4"),
+    # The VRG informer lags behind a demotion; a Failover back to this cluster is asked: the
+    # status must not grant ReadyForApplication on the stale view of a primary VRG (seed 30028).
+    "ready-on-lagging-informer": (Variant(preferred="west"), [
+        ("reconcile", "east"), ("vrg", "east"), ("reconcile", "west"), ("vrg", "west"),
+        ("user", "west", "Relocate", "east"), ("reconcile", "east"), ("lag", "west", "on", "volumereplicationgroups"),
+        ("tick", 10), ("reconcile", "west"), ("user", "west", "Failover", "west"), ("reconcile", "west"),
+    ], "I5"),
     # A cleared action that was never carried out ends as Cancelled, not InProgress forever.
     "cleared-action-ends": (Variant(preferred="west"), [
         ("user", "west", "Relocate", "east"), ("reconcile", "west"), ("user", "west", "Relocate", "west"),
