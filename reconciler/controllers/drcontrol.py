@@ -327,7 +327,13 @@ class DRControlController:
         written = self.applier.apply_status(DRCONTROL, drc, replacing(drc.get("status"), p.status)).obj
         if p.vrg is not None:
             try:
-                self.applier.apply(VRG, p.vrg, vrg_live)
+                res = self.applier.apply(VRG, p.vrg, vrg_live)
+                if _generation(res.obj) != _generation(vrg_live) and p.publish is not None \
+                        and p.publish.role == Role.SECONDARY_READY:
+                    # The VRG reported Secondary for the spec it had, not for the one just written:
+                    # the release waits for it to report again (I2).
+                    p.publish = None
+                    p.requeue_after = min(p.requeue_after or 1.0, 1.0)
             except ApiError as e:
                 if e.conflict:
                     raise
@@ -454,6 +460,10 @@ def _store_unfit(policy: Obj | None) -> str:
                 and c.get("reason") == "ConditionalWritesUnsupported":
             return f"{UNFIT}: {c.get('message', '')}"
     return ""
+
+
+def _generation(obj: Obj | None) -> int:
+    return int(((obj or {}).get("metadata") or {}).get("generation") or 0)
 
 
 def _releases(p: Plan, co: Coordination) -> bool:

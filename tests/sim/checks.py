@@ -83,6 +83,9 @@ class Checker:
         self._vrg_state: dict[str, str] = {}
         self._vrg_spec: dict[str, Any] = {}
         self._released: dict[str, bool] = {}
+        # The VRG generation at which each cluster's current release was seen beside a VRG reporting
+        # Secondary for it: a later health change (a PVC joining) does not undo a finished demotion.
+        self._sound_release: dict[str, int] = {}
         self._asked_at: dict[str, float] = {}
         self._acted: dict[str, int] = {}  # the highest dr-state generation each cluster changed its VRG under
         self._tampered = False
@@ -220,7 +223,8 @@ class Checker:
                 ost = (ov or {}).get("status") or {}
                 ogen = int((ov or {}).get("metadata", {}).get("generation") or 0)
                 reported = ost.get("state") == "Secondary" and int(ost.get("observedGeneration") or 0) == ogen
-                if ov is not None and (_spec_state(ov) != "secondary" or not reported):
+                demoted = reported or (ost.get("state") != "Primary" and self._sound_release.get(other) == ogen)
+                if ov is not None and (_spec_state(ov) != "secondary" or not demoted):
                     self.violation("I2", f"{c} promoted for a relocate while {other}'s VRG is {_spec_state(ov)}/"
                                          f"{ost.get('state')}")
 
@@ -241,6 +245,14 @@ class Checker:
                 self.violation("Unasked", f"{c} released generation {current.generation if current else 0} "
                                           "for a relocate nobody asks for")
             self._released[c] = released
+            v = vrgs[c] or {}
+            vst = v.get("status") or {}
+            vgen = int(v.get("metadata", {}).get("generation") or 0)
+            if not released:
+                self._sound_release.pop(c, None)
+            elif (_spec_state(v) == "secondary" and vst.get("state") == "Secondary"
+                  and int(vst.get("observedGeneration") or 0) == vgen):
+                self._sound_release[c] = vgen
 
         ready_gens: dict[int, str] = {}
         for c, drc in drcs.items():

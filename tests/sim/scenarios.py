@@ -135,6 +135,15 @@ SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
         ("user", "west", "Relocate", "east"), ("reconcile", "east"), ("lag", "west", "on", "volumereplicationgroups"),
         ("tick", 10), ("reconcile", "west"), ("user", "west", "Failover", "west"), ("reconcile", "west"),
     ], "I5"),
+    # A failover target killed before promoting is asked to relocate back: the final-sync flags
+    # written with the demotion change the VRG spec, so the release must wait until the VRG
+    # reports Secondary for that spec, not for the one before it (seed 33883).
+    "release-before-vrg-reports-new-spec": (Variant(preferred="east", volsync=True), [
+        *rounds(), ("arm", "west", 1, "before", "PATCH VolumeReplicationGroup"), ("user", "west", "Failover", "west"),
+        ("reconcile", "west"), ("restart", "west"), ("poll", "east"), ("reconcile", "east"), ("vrg", "east"),
+        ("reconcile", "east"), ("user", "west", "Relocate", "east"), ("user", "east", "Relocate", "east"),
+        ("reconcile", "west"), ("poll", "east"), ("reconcile", "east"), ("vrg", "east"), ("reconcile", "east"),
+    ], "I2"),
     # A cleared action that was never carried out ends as Cancelled, not InProgress forever.
     "cleared-action-ends": (Variant(preferred="west"), [
         ("user", "west", "Relocate", "east"), ("reconcile", "west"), ("user", "west", "Relocate", "west"),
