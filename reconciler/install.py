@@ -78,6 +78,7 @@ class InstallOptions:
     schedule_interval: str = "5m"
     include_crds: bool = True
     with_policy: bool = False
+    with_monitoring: bool = False
     replicas: int = 1
     hmac_secret_name: str | None = None
     cidrs: tuple[str, ...] = ()
@@ -210,7 +211,8 @@ def data_dir() -> Path:
         candidates.append(Path(os.environ[DATA_DIR_ENV]))
     candidates += [Path(__file__).resolve().parent.parent, Path(sys.prefix) / "share" / "ramen-p2p"]
     for c in candidates:
-        if (c / "templates" / "install" / "bundle.yaml.j2").is_file() and (c / "crds").is_dir():
+        if (c / "templates" / "install" / "bundle.yaml.j2").is_file() and (c / "crds").is_dir() \
+                and (c / "monitoring" / "alerts.yaml").is_file():
             return c
     raise InstallError("install templates not found; set " + DATA_DIR_ENV + " to a ramen-p2p source tree "
                        f"(looked in {', '.join(str(c) for c in candidates)})")
@@ -321,11 +323,21 @@ def render_install(options: InstallOptions) -> str:
         policy_clusters=sorted((options.cluster_name, options.peer)),
         args=operator_args(options),
         metrics_port=METRICS_PORT,
+        rule_groups=monitoring_rules(root)["groups"] if options.with_monitoring else [],
+        dashboard=(root / "monitoring" / "dashboard.json").read_text() if options.with_monitoring else "",
         probe_port=PROBE_PORT,
     )
     # Blank lines left by skipped template sections; a `---` at column 0 is never inside a scalar.
     text = re.sub(r"\n(?:[ \t]*\n)+(?=---\n|#)", "\n", text)
     return text.rstrip("\n") + "\n"
+
+
+def monitoring_rules(root: Path) -> dict[str, Any]:
+    """The alerting rules (a Prometheus rule file, the one promtool checks)."""
+    rules = yaml.safe_load((root / "monitoring" / "alerts.yaml").read_text())
+    if not isinstance(rules, dict) or not isinstance(rules.get("groups"), list):
+        raise InstallError(f"{root / 'monitoring' / 'alerts.yaml'} holds no rule groups")
+    return rules
 
 
 def render_crds() -> str:

@@ -186,6 +186,8 @@ class Manager:
             drc = self.cache.get(DRCONTROL, name, ns)
             if drc is not None and drc.get("status"):
                 self.metrics.observe_drcontrol(ns, name, self.options.cluster_name, drc["status"])
+            elif drc is None:
+                self.metrics.forget_drcontrol(ns, name)
             return out
 
         return wrapped
@@ -208,14 +210,17 @@ class Manager:
         """Heartbeat and storage classes for every coordination store in use."""
         classes = [_class_summary(o) for rt in (STORAGECLASSES, *self._optional_classes) for o in self.cache.list(rt)]
         ok = True
-        for coord in self.peerings.coordinators():
+        for profile, coord in self.peerings.coordinators().items():
             try:
                 coord.heartbeat(operator_version=__version__, ready=self.cache.has_synced())
+                self.metrics.store_reachable.labels(profile).set(1)
             except EnvelopeTooLarge as e:
                 # The heartbeat was written; only the digest was not (DRCluster status says so).
                 log.error("digest not written: %s", e)
+                self.metrics.store_reachable.labels(profile).set(1)
             except S3PeerError as e:
                 ok = False
+                self.metrics.store_reachable.labels(profile).set(0)
                 log.warning("heartbeat failed: %s", e)
             try:  # separate: a problem with one key must not silence the heartbeat
                 coord.write_storage_classes(classes)
@@ -237,6 +242,7 @@ class Manager:
                 continue
             self.metrics.heartbeat_age.labels(peering.peer).set(snap.health.unchanged_for)
             self._peer_stale[peering.peer] = snap.health.stale
+            self.metrics.peer_stale.labels(peering.peer).set(1 if snap.health.stale else 0)
             if snap.health.stale != was_stale:
                 for key in self.drcontrol.keys_for_all():
                     queue.add(key)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +38,23 @@ class Metrics:
         self.last_action_seconds = Gauge("ramen_p2p_last_action_duration_seconds",
                                          "Duration of the last completed action per DRControl",
                                          ["namespace", "name", "action"], registry=r)
+        self.phase = Gauge("ramen_p2p_drcontrol_phase", "1 for the phase the DRControl is in",
+                           ["namespace", "name", "phase"], registry=r)
+        self.condition = Gauge("ramen_p2p_drcontrol_condition",
+                               "A DRControl condition: 1 True, 0 False, -1 Unknown; its reason as a label",
+                               ["namespace", "name", "type", "reason"], registry=r)
+        self.action_started = Gauge("ramen_p2p_action_started_timestamp_seconds",
+                                    "When the action in progress started (Unix seconds); absent when none runs",
+                                    ["namespace", "name", "action", "target"], registry=r)
+        self.peer_stale = Gauge("ramen_p2p_peer_stale",
+                                "1 when the peer's heartbeat has not changed for longer than --peer-stale-after",
+                                ["peer"], registry=r)
+        self.store_reachable = Gauge("ramen_p2p_s3_store_reachable",
+                                     "1 when this cluster's last heartbeat to the coordination store succeeded",
+                                     ["profile"], registry=r)
+        # The label values exported per DRControl, so a change (or a deletion) removes the old series.
+        self._series: dict[tuple[str, str], dict[Gauge, set[tuple[str, ...]]]] = {}
+        self._series_lock = threading.Lock()
 
     def timed(self, controller: str, fn: Callable[[str], Result | None]) -> Callable[[str], Result | None]:
         """Wrap a reconcile function to count and time it."""
@@ -87,3 +106,46 @@ class Metrics:
         la = status.get("lastAction") or {}
         if la.get("durationSeconds") is not None:
             self.last_action_seconds.labels(namespace, name, la.get("action", "")).set(la["durationSeconds"])
+        now: dict[Gauge, dict[tuple[str, ...], float]] = {self.phase: {}, self.condition: {}, self.action_started: {}}
+        if status.get("phase"):
+            now[self.phase][(namespace, name, str(status["phase"]))] = 1
+        for c in status.get("conditions") or []:
+            value = {"True": 1.0, "False": 0.0}.get(str(c.get("status")), -1.0)
+            now[self.condition][(namespace, name, str(c.get("type", "")), str(c.get("reason", "")))] = value
+        started = _unix(la.get("startedAt")) if la.get("result") == "InProgress" else None
+        if started is not None:
+            now[self.action_started][(namespace, name, str(la.get("action", "")), str(la.get("targetCluster", "")))] \
+                = started
+        with self._series_lock:
+            had = self._series.setdefault((namespace, name), {})
+            for gauge, values in now.items():
+                for labels in had.get(gauge, set()) - values.keys():
+                    gauge.remove(*labels)
+                for labels, v in values.items():
+                    gauge.labels(*labels).set(v)
+                had[gauge] = set(values)
+
+    def forget_drcontrol(self, namespace: str, name: str) -> None:
+        """The DRControl is gone: drop every series it had."""
+        with self._series_lock:
+            had = self._series.pop((namespace, name), {})
+            for gauge, labels_set in had.items():
+                for labels in labels_set:
+                    gauge.remove(*labels)
+        for gauge in (self.generation, self.primary, self.ready):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, name)
+        for metric in self.last_action_seconds.collect():
+            for sample in metric.samples:
+                if sample.labels.get("namespace") == namespace and sample.labels.get("name") == name:
+                    self.last_action_seconds.remove(namespace, name, sample.labels.get("action", ""))
+
+
+def _unix(stamp: Any) -> float | None:
+    """An RFC 3339 timestamp as Unix seconds; None when absent or unreadable."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

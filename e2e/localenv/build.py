@@ -22,6 +22,8 @@ from pathlib import Path
 KUBERNETES_VERSION = "v1.35.4"
 ETCD_VERSION = "v3.6.16"
 VERSITYGW_VERSION = "v1.8.0"
+# Prometheus tags its Go module v0.3xx.y for release 3.x.y; this is the newest that builds with Go 1.26.
+PROMETHEUS_MODULE_VERSION = "v0.316.0"
 
 # Ramen's manager is not served by the Go proxy: it is built from a pinned source tarball kept
 # beside the project (never inside it). The commit names the cache directory.
@@ -58,6 +60,7 @@ class Binaries:
     # Separate directories: adding them must not rebuild (or disturb) a kubernetes dir in use.
     kube_controller_manager: Path
     ramen_manager: Path
+    promtool: Path
 
     @property
     def ramen_source(self) -> Path:
@@ -71,7 +74,8 @@ class Binaries:
 
     def missing(self) -> list[Path]:
         return [p for p in (self.kube_apiserver, self.kubectl, self.etcd, self.versitygw,
-                            self.kube_controller_manager, self.ramen_manager, self.ramen_crds) if not p.exists()]
+                            self.kube_controller_manager, self.ramen_manager, self.ramen_crds, self.promtool)
+                if not p.exists()]
 
 
 def binaries() -> Binaries:
@@ -84,6 +88,7 @@ def binaries() -> Binaries:
         versitygw=root / f"versitygw-{VERSITYGW_VERSION}" / "versitygw",
         kube_controller_manager=root / f"kube-controller-manager-{KUBERNETES_VERSION}" / "kube-controller-manager",
         ramen_manager=root / f"ramen-{RAMEN_COMMIT}" / "manager",
+        promtool=root / f"promtool-{PROMETHEUS_MODULE_VERSION}" / "promtool",
     )
 
 
@@ -295,7 +300,7 @@ def build(with_ramen: bool = True) -> Binaries:
     """Build what is missing; `with_ramen` False leaves out Ramen's manager and its CRDs (plain clusters)."""
     if shutil.which("go") is None:
         raise SystemExit("Go is required to build the local environment "
-                         "(kube-apiserver, kube-controller-manager, etcd, versitygw, Ramen's manager)")
+                         "(kube-apiserver, kube-controller-manager, etcd, versitygw, promtool, Ramen's manager)")
     target = binaries()
     started = time.monotonic()
     present = {"kube-apiserver": target.kube_apiserver, "kubectl": target.kubectl,
@@ -314,6 +319,11 @@ def build(with_ramen: bool = True) -> Binaries:
                       "github.com/versity/versitygw/cmd/versitygw", target.versitygw)
     else:
         _say(f"versitygw {VERSITYGW_VERSION}: cached")
+    if not target.promtool.exists():
+        _build_simple("promtool", "github.com/prometheus/prometheus", PROMETHEUS_MODULE_VERSION,
+                      "github.com/prometheus/prometheus/cmd/promtool", target.promtool)
+    else:
+        _say(f"promtool {PROMETHEUS_MODULE_VERSION}: cached")
     if with_ramen:
         if not target.ramen_manager.exists():
             build_ramen(target)

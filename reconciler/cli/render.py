@@ -59,6 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--schedule-interval", default=d.schedule_interval,
                    help=f"DRPolicy schedulingInterval (default {d.schedule_interval})")
     p.add_argument("--with-policy", action="store_true", help="also render the DRPolicy of the pair")
+    p.add_argument("--with-monitoring", action="store_true",
+                   help="also render a ServiceMonitor, the PrometheusRule with the alerts and the Grafana dashboard")
     p.add_argument("--cidrs", type=_cidrs, default=(), help="comma-separated CIDRs of this cluster (fencing)")
     p.add_argument("--peer-cidrs", type=_cidrs, default=(), help="comma-separated CIDRs of the peer (fencing)")
     p.add_argument("--peer-poll-interval", default=d.peer_poll_interval, help="operator flag (default 30s)")
@@ -83,6 +85,7 @@ def options_from_args(args: argparse.Namespace) -> InstallOptions:
         schedule_interval=args.schedule_interval,
         include_crds=args.include_crds,
         with_policy=args.with_policy,
+        with_monitoring=args.with_monitoring,
         replicas=args.replicas,
         hmac_secret_name=args.hmac_secret_name,
         peer_api_server=args.peer_api_server,

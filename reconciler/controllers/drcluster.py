@@ -81,7 +81,7 @@ class DRClusterController:
         return fit, len(raw) - len(fit)
 
     def _digest_condition(self, conds: list[Condition], now: datetime, gen: int) -> list[Condition]:
-        problems = [c.digest_problem for c in self.peerings.coordinators() if c.digest_problem]
+        problems = [c.digest_problem for c in self.peerings.coordinators().values() if c.digest_problem]
         if problems:
             return set_condition(conds, "DigestPublished", False, "EnvelopeTooLarge",
                                  f"{problems[0]}: the peer does not see this cluster's status changes; protect "

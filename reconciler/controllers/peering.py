@@ -85,9 +85,10 @@ class PeeringRegistry:
         with self._lock:
             return list(self._peerings.values())
 
-    def coordinators(self) -> list[Coordinator]:
+    def coordinators(self) -> dict[str, Coordinator]:
+        """This cluster's writer per coordination store, by s3 profile name."""
         with self._lock:
-            return list(self._coordinators.values())
+            return dict(self._coordinators)
 
 
 def profile_store_factory(

@@ -8,11 +8,11 @@ defaults, other writers' fields) is left alone. The result is a JSON patch
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import jsonpatch
 
+from reconciler.kube.jsoncopy import json_copy
 from reconciler.kube.resources import Obj
 
 # Fields the server owns or that identify the object: never patched.
@@ -27,14 +27,15 @@ Op = dict[str, Any]
 def merge(base: Any, overlay: Any) -> Any:
     """RFC 7386 merge: dicts merge key by key, None removes, anything else replaces."""
     if not isinstance(overlay, dict):
-        return copy.deepcopy(overlay)
-    out = copy.deepcopy(base) if isinstance(base, dict) else {}
+        return json_copy(overlay)
+    base = base if isinstance(base, dict) else {}
+    # Each value is copied once, where it lands (copying `base` whole at every level would copy
+    # the deepest parts once per level above them).
+    out = {k: json_copy(v) for k, v in base.items() if k not in overlay}
     for k, v in overlay.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = merge(out.get(k), v)
-    return out
+        if v is not None:
+            out[k] = merge(base.get(k), v)
+    return {k: out[k] for k in [*base, *overlay] if k in out}
 
 
 def replacing(old: Any, new: Any) -> Any:
@@ -44,7 +45,7 @@ def replacing(old: Any, new: Any) -> Any:
     the removals too. `new` None removes the whole value.
     """
     if not isinstance(new, dict) or not isinstance(old, dict):
-        return copy.deepcopy(new)
+        return json_copy(new)
     out: dict[str, Any] = {k: replacing(old.get(k), v) for k, v in new.items()}
     for k in old:
         if k not in new:

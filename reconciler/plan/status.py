@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from reconciler.api.common import ModelError, parse_time
 from reconciler.api.conditions import Condition, get_condition, set_condition
+from reconciler.kube.jsoncopy import json_copy
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class StatusBuilder:
     """Accumulates the desired status; conditions keep lastTransitionTime unless their status flips."""
 
     def __init__(self, previous: Mapping[str, Any] | None, generation: int, now: str) -> None:
-        self.previous: dict[str, Any] = copy.deepcopy(dict(previous or {}))
-        self.status: dict[str, Any] = copy.deepcopy(self.previous)
+        self.previous: dict[str, Any] = json_copy(dict(previous or {}))
+        self.status: dict[str, Any] = json_copy(self.previous)
         self.generation = generation
         self.now = now
         self.status["observedGeneration"] = generation

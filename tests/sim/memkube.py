@@ -13,7 +13,6 @@ so the simulation can hold it back (informer lag).
 from __future__ import annotations
 
 import builtins
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ import jsonpatch
 
 from reconciler.kube import Cache, EventRecorder, KubeClient, Obj
 from reconciler.kube.errors import ApiError, ConflictError
+from reconciler.kube.jsoncopy import json_copy
 from reconciler.kube.resources import ResourceType
 
 Key = tuple[str, str | None, str]  # (resource, namespace, name)
@@ -40,10 +40,10 @@ class MemApiServer:
 
     def get(self, rt: ResourceType, name: str, namespace: str | None) -> Obj | None:
         obj = self.objects.get(self.key(rt, name, namespace))
-        return copy.deepcopy(obj) if obj is not None else None
+        return json_copy(obj) if obj is not None else None
 
     def list(self, rt: ResourceType) -> list[Obj]:
-        return [copy.deepcopy(o) for k, o in sorted(self.objects.items(), key=lambda kv: str(kv[0]))
+        return [json_copy(o) for k, o in sorted(self.objects.items(), key=lambda kv: str(kv[0]))
                 if k[0] == str(rt)]
 
     def create(self, rt: ResourceType, obj: Obj) -> Obj:
@@ -51,14 +51,14 @@ class MemApiServer:
         k = self.key(rt, meta["name"], meta.get("namespace"))
         if k in self.objects:
             raise ConflictError(409, "AlreadyExists", f"{k} already exists")
-        obj = copy.deepcopy(obj)
+        obj = json_copy(obj)
         if rt.has_status:
             obj.pop("status", None)
         obj["metadata"]["generation"] = 1
         obj["metadata"]["uid"] = f"uid-{self._rv + 1}"
         self._bump(obj)
         self.objects[k] = obj
-        return copy.deepcopy(obj)
+        return json_copy(obj)
 
     def write(self, rt: ResourceType, new: Obj, subresource: str | None) -> Obj:
         meta = new["metadata"]
@@ -66,9 +66,9 @@ class MemApiServer:
         old = self.objects.get(k)
         if old is None:
             raise ApiError(404, "NotFound", f"{k} not found")
-        new = copy.deepcopy(new)
+        new = json_copy(new)
         if subresource == "status":
-            merged = copy.deepcopy(old)
+            merged = json_copy(old)
             if "status" in new:
                 merged["status"] = new["status"]
             else:
@@ -76,7 +76,7 @@ class MemApiServer:
             new = merged
         elif rt.has_status:
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = json_copy(old["status"])
             else:
                 new.pop("status", None)
         for f in ("uid", "generation", "resourceVersion", "deletionTimestamp", "creationTimestamp"):
@@ -85,7 +85,7 @@ class MemApiServer:
             else:
                 new["metadata"].pop(f, None)
         if new == old:
-            return copy.deepcopy(old)
+            return json_copy(old)
         if {k2: v for k2, v in new.items() if k2 not in ("metadata", "status")} != \
                 {k2: v for k2, v in old.items() if k2 not in ("metadata", "status")}:
             new["metadata"]["generation"] = int(old["metadata"].get("generation") or 1) + 1
@@ -94,7 +94,7 @@ class MemApiServer:
             del self.objects[k]
         else:
             self.objects[k] = new
-        return copy.deepcopy(new)
+        return json_copy(new)
 
     def delete(self, rt: ResourceType, name: str, namespace: str | None, now: str) -> None:
         k = self.key(rt, name, namespace)
@@ -103,7 +103,7 @@ class MemApiServer:
             raise ApiError(404, "NotFound", f"{k} not found")
         if obj["metadata"].get("finalizers"):
             if not obj["metadata"].get("deletionTimestamp"):
-                obj = copy.deepcopy(obj)  # the cache may hold the old dict
+                obj = json_copy(obj)  # the cache may hold the old dict
                 obj["metadata"]["deletionTimestamp"] = now
                 self._bump(obj)
                 self.objects[k] = obj
@@ -186,10 +186,10 @@ class MemCache(Cache):
 
     def get(self, resource: ResourceType, name: str, namespace: str | None = None) -> Obj | None:
         obj = self._view[str(resource)].get((namespace if resource.namespaced else None, name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return json_copy(obj) if obj is not None else None
 
     def list(self, resource: ResourceType, namespace: str | None = None) -> list[Obj]:
-        return [copy.deepcopy(o) for (ns, _), o in sorted(self._view[str(resource)].items(), key=str)
+        return [json_copy(o) for (ns, _), o in sorted(self._view[str(resource)].items(), key=str)
                 if namespace is None or ns == namespace]
 
     def has_synced(self) -> bool:

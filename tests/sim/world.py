@@ -261,7 +261,7 @@ class World:
                 self.checker.violation("ReconcileError", f"{c}: {type(e).__name__}: {e}")
         elif kind == "heartbeat":
             ok = True
-            for coord in ctl.peerings.coordinators():
+            for coord in ctl.peerings.coordinators().values():
                 try:
                     coord.heartbeat(operator_version="sim")
                 except S3PeerError:
