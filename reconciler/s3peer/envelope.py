@@ -41,6 +41,7 @@ class Kind(StrEnum):
     STORAGE_CLASSES = "StorageClasses"
     HEALTH = "Health"
     DIGEST = "Digest"
+    DR_ACCEPTOR = "DRStateAcceptor"
 
 
 class EnvelopeTooLarge(S3PeerError, ValueError):

@@ -61,6 +61,10 @@ class KeySchema:
     def dr_state(self, app: AppKey) -> str:
         return f"{self.app_prefix(app)}dr-state"
 
+    def dr_state_acceptor(self, app: AppKey) -> str:
+        """One acceptor of the quorum dr-state (reconciler/s3peer/quorum.py), in each store."""
+        return f"{self.app_prefix(app)}dr-state-acceptor"
+
     def dr_intent(self, app: AppKey, cluster: str) -> str:
         return f"{self.app_prefix(app)}dr-intent/{_segment(cluster, 'cluster')}"
 
