@@ -47,6 +47,7 @@ class DRPolicySpec:
     dr_clusters: list[str]
     scheduling_interval: str
     s3_coordination_profile: str
+    s3_coordination_quorum: list[str] | None = None
     replication_class_selector: LabelSelector | None = None
     volume_snapshot_class_selector: LabelSelector | None = None
     auto_failover: AutoFailover | None = None
@@ -74,12 +75,23 @@ class DRPolicySpec:
             raise ModelError(f.at("drClusters"), "must name two different clusters")
         if not all(clusters):
             raise ModelError(f.at("drClusters"), "must not contain empty names")
+        quorum = f.string_list("s3CoordinationQuorum")
+        profile = f.req_string("s3CoordinationProfile")
+        if quorum is not None:
+            if len(quorum) % 2 == 0 or not 3 <= len(quorum) <= 7:
+                raise ModelError(f.at("s3CoordinationQuorum"),
+                                 f"must list an odd number of S3 profiles from 3 to 7, got {len(quorum)}")
+            if len(set(quorum)) != len(quorum):
+                raise ModelError(f.at("s3CoordinationQuorum"), "must not list a profile twice")
+            if profile not in quorum:
+                raise ModelError(f.at("s3CoordinationQuorum"), f"must include s3CoordinationProfile {profile!r}")
         return cls(
             dr_clusters=clusters,
             scheduling_interval=f.req_string(
                 "schedulingInterval", pattern=SCHEDULING_INTERVAL_PATTERN, allow_empty=True
             ),
-            s3_coordination_profile=f.req_string("s3CoordinationProfile"),
+            s3_coordination_profile=profile,
+            s3_coordination_quorum=quorum,
             replication_class_selector=f.nested("replicationClassSelector", LabelSelector.from_dict),
             volume_snapshot_class_selector=f.nested("volumeSnapshotClassSelector", LabelSelector.from_dict),
             auto_failover=f.nested("autoFailover", AutoFailover.from_dict),
@@ -94,6 +106,7 @@ class DRPolicySpec:
             drClusters=list(self.dr_clusters),
             schedulingInterval=self.scheduling_interval,
             s3CoordinationProfile=self.s3_coordination_profile,
+            s3CoordinationQuorum=None if self.s3_coordination_quorum is None else list(self.s3_coordination_quorum),
             replicationClassSelector=None if rcs is None else rcs.to_dict(),
             volumeSnapshotClassSelector=None if vscs is None else vscs.to_dict(),
             autoFailover=None if self.auto_failover is None else self.auto_failover.to_dict(),

@@ -32,6 +32,7 @@ from reconciler.s3peer import (
     Action,
     AppKey,
     ClusterStatus,
+    Coordinator,
     CorruptObject,
     DRIntent,
     DRState,
@@ -138,12 +139,20 @@ class DRControlController:
             unknown = _unknown_primary(rec, (self.cluster, peering.peer))
             if unknown is not None:
                 return Coordination(error=unknown, peer_health=reader.health()), None
+        except S3PeerError as e:
+            return Coordination(error=CoordinationError(e.reason, str(e), isinstance(e, CorruptObject)),
+                                peer_health=reader.health()), None
+        try:
             snap = reader.snapshot()
             own_status = self._own_status(peering, app)
             own_intent = self._own_intent(peering, app)
         except S3PeerError as e:
-            return Coordination(error=CoordinationError(e.reason, str(e), isinstance(e, CorruptObject)),
-                                peer_health=reader.health()), None
+            fallback = self._advice_unreachable(peering, app, e)
+            if fallback is None:
+                return Coordination(error=CoordinationError(e.reason, str(e), isinstance(e, CorruptObject)),
+                                    peer_health=reader.health()), None
+            return dataclasses.replace(fallback, dr_state=rec.value if rec else None,
+                                       dr_state_etag=rec.etag if rec else None), rec
         peer_status = peer_intent = None
         health = reader.health()
         try:
@@ -165,6 +174,25 @@ class DRControlController:
             peer_intent=peer_intent,
             peer_health=health,
         ), rec
+
+    def _advice_unreachable(self, peering: Peering, app: AppKey, e: S3PeerError) -> Coordination | None:
+        """dr-state answered (a majority of a quorum), the store of the other objects did not.
+
+        Roles still follow dr-state: a failover to this cluster and a demotion need nothing
+        else. What the peer said is unknown, as if it were silent, so nothing waits on it
+        completes (a relocate waits). Our own last report comes from the digest in memory: a
+        release this cluster made must keep it demoted. Without a quorum, or before the digest
+        was ever loaded, there is nothing to go on: roles freeze as usual (None).
+        """
+        entries = peering.coordinator.cached_digest_entries()
+        if peering.coordinator.quorum is None or isinstance(e, CorruptObject) or entries is None:
+            return None
+        entry = entries.get(app)
+        own = ClusterStatus(entry.role, entry.observed_generation) if entry is not None else None
+        with self._lock:
+            intent = self._own_intents.get(app)
+        return Coordination(own_status=own, own_intent=intent, peer_health=peering.reader.health(),
+                            advice_problem=f"the store of the coordination objects does not answer: {e}")
 
     def _own_status(self, peering: Peering, app: AppKey) -> ClusterStatus | None:
         """This cluster's own report, from its digest; a release is checked against the per-app object.
@@ -204,9 +232,11 @@ class DRControlController:
         peering: Peering | None = None
         peering_problem = _store_unfit(policy_obj)
         if policy.found and peer and not peering_problem:
-            profile = str(((policy_obj or {}).get("spec") or {}).get("s3CoordinationProfile") or "")
+            spec = (policy_obj or {}).get("spec") or {}
+            profile = str(spec.get("s3CoordinationProfile") or "")
+            quorum = tuple(str(p) for p in spec.get("s3CoordinationQuorum") or ())
             try:
-                peering = self.peerings.get(profile, peer)
+                peering = self.peerings.get(profile, peer, quorum)
             except (PeeringError, S3PeerError) as e:
                 peering_problem = str(e)
         if (drc["metadata"].get("deletionTimestamp")):
@@ -258,6 +288,17 @@ class DRControlController:
                 peering.reader.invalidate()
         return self._apply(drc, app, p, peering, vrg_obj)
 
+    def _intent_op(self, coord: Coordinator, app: AppKey, op: WithdrawIntent | WriteIntent) -> None:
+        if isinstance(op, WithdrawIntent):
+            coord.delete_intent(app)
+            with self._lock:
+                self._own_intents[app] = None
+            return
+        intent = DRIntent(Action(op.action), op.target, op.base_generation, op.spec_generation, self.now())
+        coord.write_intent(app, intent)
+        with self._lock:
+            self._own_intents[app] = intent
+
     def _read_vrg(self, app: AppKey) -> Obj | None:
         try:
             return self.client.get(VRG, app.name, app.namespace)
@@ -291,16 +332,15 @@ class DRControlController:
                     out = coord.transition(app, rec, Action(op.action), reclaim=op.primary == op.previous_primary)
                     log.info("transition to generation %d %s", op.from_generation + 1,
                              "won" if out.won else "lost", extra={"key": _k(app)})
-                elif isinstance(op, WithdrawIntent):
-                    coord.delete_intent(app)
-                    with self._lock:
-                        self._own_intents[app] = None
-                elif isinstance(op, WriteIntent):
-                    intent = DRIntent(Action(op.action), op.target, op.base_generation, op.spec_generation,
-                                      self.now())
-                    coord.write_intent(app, intent)
-                    with self._lock:
-                        self._own_intents[app] = intent
+                elif isinstance(op, WithdrawIntent | WriteIntent):
+                    try:
+                        self._intent_op(coord, app, op)
+                    except S3PeerError as e:
+                        if coord.quorum is None or isinstance(e, CorruptObject):
+                            raise
+                        # An intent is advice; dr-state answers through the quorum. A failover to
+                        # this cluster must not wait on the store of the other objects.
+                        log.warning("intent not written, going on without it: %s", e, extra={"key": _k(app)})
         except S3PeerError as e:
             log.warning("coordination write failed: %s", e, extra={"key": _k(app)})
             return False

@@ -33,22 +33,63 @@ class DRPolicyController:
     _probes: dict[str, tuple[float, ProbeResult | str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _probe(self, profile: str, peer: str) -> ProbeResult | str:
-        """The capability probe of a profile, re-run at most every probe_ttl seconds; a str is a config problem."""
+    def _probe(self, profile: str, peer: str, quorum: tuple[str, ...] = (), index: int | None = None
+               ) -> ProbeResult | str:
+        """The capability probe of a profile (or of store `index` of its quorum), re-run at most every
+        probe_ttl seconds; a str is a config problem."""
+        cache_key = profile if index is None else f"{profile}#quorum{index}"
         with self._lock:
-            hit = self._probes.get(profile)
+            hit = self._probes.get(cache_key)
             if hit is not None and time.monotonic() - hit[0] < self.probe_ttl:
                 return hit[1]
         result: ProbeResult | str
         try:
-            peering = self.peerings.get(profile, peer)
-            result = probe(peering.coordinator.store, key_prefix=self.peerings.settings.key_prefix,
-                           latency_samples=3)
+            peering = self.peerings.get(profile, peer, quorum)
+            store = peering.coordinator.store
+            if index is not None:
+                assert peering.coordinator.quorum is not None
+                store = peering.coordinator.quorum.stores[index]
+            result = probe(store, key_prefix=self.peerings.settings.key_prefix, latency_samples=3)
         except (PeeringError, S3PeerError) as e:
             result = str(e)
         with self._lock:
-            self._probes[profile] = (time.monotonic(), result)
+            self._probes[cache_key] = (time.monotonic(), result)
         return result
+
+    def _quorum_conditions(self, profile: str, peer: str, quorum: tuple[str, ...],
+                           cond: Callable[[str, bool, str, str], None]) -> float | None:
+        """Validated and S3Reachable for dr-state over several stores: which answer, whether a majority does."""
+        majority = len(quorum) // 2 + 1
+        results = [(p, self._probe(profile, peer, quorum, i)) for i, p in enumerate(quorum)]
+        broken = [f"{p}: {r}" for p, r in results if isinstance(r, str)]
+        if broken:
+            cond("S3Reachable", False, "S3Misconfigured", "; ".join(broken))
+            cond("Validated", False, "S3Misconfigured", "; ".join(broken))
+            return None
+        answering = [p for p, r in results if isinstance(r, ProbeResult) and (r.error is None or r.checks)]
+        silent = [f"{p} ({r.error})" for p, r in results if isinstance(r, ProbeResult) and p not in answering]
+        unfit = [p for p, r in results if isinstance(r, ProbeResult) and p in answering and not r.conditional_writes]
+        gone = f" (unreachable: {', '.join(silent)})" if silent else ""
+        if len(answering) < majority:
+            cond("S3Reachable", False, "QuorumUnavailable",
+                 f"{len(answering)} of {len(quorum)} coordination stores answer{gone}; a majority of {majority} is "
+                 "needed: roles are frozen until one more answers")
+        else:
+            cond("S3Reachable", True, "Reachable",
+                 f"{len(answering)} of {len(quorum)} coordination stores answer{gone}; a majority of {majority} is "
+                 "reachable")
+        if unfit:
+            cond("Validated", False, "ConditionalWritesUnsupported",
+                 f"coordination stores that do not honour conditional writes: {', '.join(unfit)}; they cannot "
+                 "decide who is Primary safely")
+        elif len(answering) < len(quorum):
+            cond("Validated", True, "Succeeded", f"DRClusters found; the stores that answer honour conditional "
+                 f"writes; dr-state is replicated over {len(quorum)} stores; peer is {peer}")
+            return 30.0
+        else:
+            cond("Validated", True, "Succeeded", f"DRClusters found; all {len(quorum)} coordination stores honour "
+                 f"conditional writes; dr-state is replicated over them; peer is {peer}")
+        return None if len(answering) >= majority else 30.0
 
     def reconcile(self, key: str) -> Result | None:
         pol = self.cache.get(DRPOLICY, key)
@@ -75,8 +116,12 @@ class DRPolicyController:
                  f"this cluster ({self.cluster}) is not one of drClusters {clusters}")
         else:
             peer = next(c for c in clusters if c != self.cluster)
-            result = self._probe(str(spec.get("s3CoordinationProfile") or ""), peer)
-            if isinstance(result, str):
+            profile = str(spec.get("s3CoordinationProfile") or "")
+            quorum = tuple(str(p) for p in spec.get("s3CoordinationQuorum") or ())
+            result = self._probe(profile, peer, quorum) if not quorum else ""
+            if quorum:
+                requeue = self._quorum_conditions(profile, peer, quorum, cond)
+            elif isinstance(result, str):
                 cond("S3Reachable", False, "S3Misconfigured", result)
                 cond("Validated", False, "S3Misconfigured", result)
             elif result.error is not None and not result.checks:

@@ -19,6 +19,7 @@ from reconciler.s3peer import (
     credentials_from_secret,
 )
 from reconciler.s3peer.envelope import is_label
+from reconciler.s3peer.quorum import QuorumDRState
 
 
 class PeeringError(Exception):
@@ -59,27 +60,52 @@ class PeeringRegistry:
         self._lock = threading.Lock()
         self._peerings: dict[tuple[str, str], Peering] = {}
         self._coordinators: dict[str, Coordinator] = {}
+        self._quorums: dict[str, tuple[str, ...]] = {}
 
-    def get(self, profile: str, peer: str) -> Peering:
+    def get(self, profile: str, peer: str, quorum: tuple[str, ...] | None = None) -> Peering:
+        """The Peering on `profile`.
+
+        `quorum` is the DRPolicy's s3CoordinationQuorum: dr-state is then replicated over those
+        profiles' stores, and `profile` holds the other objects. None: a caller that reads only
+        the other objects (storage classes) and takes whatever layout the profile has.
+        """
         if not is_label(peer):
             # The DRPolicy schema bounds the length only; the name becomes an S3 key segment.
             raise PeeringError(f"peer cluster name {peer[:80]!r} is not a DNS-1123 label")
         with self._lock:
+            keys = KeySchema(self.settings.key_prefix)
+            coordinator = self._coordinators.get(profile)
+            if quorum is not None:
+                known = self._quorums.setdefault(profile, quorum)
+                if known != quorum:
+                    # One cluster writes one digest and heartbeat per store: two layouts cannot share it.
+                    raise PeeringError(f"S3 profile {profile!r} is the coordination profile of DRPolicies with "
+                                       f"different s3CoordinationQuorum ({list(known) or 'none'} and "
+                                       f"{list(quorum) or 'none'}): give each layout its own profile")
+                if coordinator is not None and quorum and coordinator.quorum is None:
+                    coordinator.quorum = self._register(profile, coordinator.store, quorum, keys)
             found = self._peerings.get((profile, peer))
             if found is not None:
                 return found
-            coordinator = self._coordinators.get(profile)
             store = coordinator.store if coordinator else self._store_for_profile(profile)
-            keys = KeySchema(self.settings.key_prefix)
             if coordinator is None:
-                coordinator = Coordinator(store, self.cluster, keys=keys, hmac_key=self.settings.hmac_key)
+                register = self._register(profile, store, quorum, keys) if quorum else None
+                coordinator = Coordinator(store, self.cluster, keys=keys, hmac_key=self.settings.hmac_key,
+                                          quorum=register)
                 self._coordinators[profile] = coordinator
+            register = coordinator.quorum
+            others = [s for s in register.stores if s is not store] if register is not None else []
             reader = PeerReader(store, peer, keys=keys, hmac_key=self.settings.hmac_key,
                                 stale_after=self.settings.stale_after, poll_interval=self.settings.poll_interval,
-                                monotonic=self.settings.monotonic, fetch_workers=self.settings.fetch_workers)
+                                monotonic=self.settings.monotonic, fetch_workers=self.settings.fetch_workers,
+                                health_stores=others)
             peering = Peering(profile, peer, coordinator, reader)
             self._peerings[(profile, peer)] = peering
             return peering
+
+    def _register(self, profile: str, store: ObjectStore, quorum: tuple[str, ...], keys: KeySchema) -> QuorumDRState:
+        stores = [store if p == profile else self._store_for_profile(p) for p in quorum]
+        return QuorumDRState(stores, self.cluster, keys=keys, hmac_key=self.settings.hmac_key)
 
     def all(self) -> list[Peering]:
         with self._lock:

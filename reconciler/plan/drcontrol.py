@@ -341,7 +341,11 @@ class _Planner:
                                                co.peer_health.last_seen)
         self.sb.status["peerStatus"] = ps
         health = co.peer_health
-        if not health.seen:
+        if co.advice_problem:
+            self.sb.condition("PeerConnected", False, "CoordinationStoreUnreachable",
+                              f"{co.advice_problem}; dr-state answers through the quorum: planned relocation "
+                              "waits, failover is possible")
+        elif not health.seen:
             self.sb.condition("PeerConnected", False, "PeerNeverSeen",
                               f"no heartbeat from {self.peer} in the coordination store yet")
         elif health.stale:

@@ -56,6 +56,8 @@ class Coordination:
     own_intent: DRIntent | None = None
     peer_intent: DRIntent | None = None
     peer_health: PeerHealth = field(default_factory=no_peer_seen)
+    # dr-state was read (over a quorum) but the store of the other objects was not: why.
+    advice_problem: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from reconciler.s3peer.drstate import (
     resolve_precondition_failed,
 )
 from reconciler.s3peer.envelope import Kind
-from reconciler.s3peer.errors import CorruptObject, PreconditionFailed
+from reconciler.s3peer.errors import CorruptObject, PreconditionFailed, S3PeerError, Unreachable
 from reconciler.s3peer.keys import AppKey, KeySchema
 from reconciler.s3peer.models import (
     Action,
@@ -31,9 +32,11 @@ from reconciler.s3peer.models import (
     Role,
     StorageClasses,
 )
+from reconciler.s3peer.quorum import QuorumDRState
 from reconciler.s3peer.store import NOT_MODIFIED, ObjectStore, StoredObject
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 # What a digest vouches for but no object holds any more: an intent to rewrite or withdraw.
@@ -70,8 +73,11 @@ class Coordinator:
         hmac_key: bytes | None = None,
         now: Callable[[], datetime] = utcnow,
         dr_state_cache_size: int = 10_000,
+        quorum: QuorumDRState | None = None,
     ) -> None:
         self.store = store
+        #: When set, dr-state lives in this register over several stores; `store` holds the rest.
+        self.quorum = quorum
         self.cluster = cluster
         self.keys = keys or KeySchema()
         self.hmac_key = hmac_key or None
@@ -152,6 +158,8 @@ class Coordinator:
 
         Raises Unreachable/Throttled, or CorruptObject/SignatureInvalid for an object never to act on.
         """
+        if self.quorum is not None:
+            return self.quorum.read_dr_state(app)
         key = self.keys.dr_state(app)
         with self._lock:
             cached = self._dr_cache.get(app)
@@ -190,6 +198,8 @@ class Coordinator:
 
         `nonce` makes a retry idempotent: pass the nonce of an attempt whose outcome is unknown.
         """
+        if self.quorum is not None:
+            return self.quorum.claim_initial(app, nonce=nonce)
         state = initial_state(self.cluster, env.format_time(self._now()))
         return self._conditional_write(app, state, if_match=None, nonce=nonce)
 
@@ -202,12 +212,18 @@ class Coordinator:
         from `outcome.current`. Raises ValueError if this cluster is already Primary, unless
         `reclaim` (taking back a generation released for a relocate).
         """
+        if self.quorum is not None:
+            return self.quorum.transition(app, expected, action, intent_nonce=intent_nonce, nonce=nonce,
+                                          reclaim=reclaim)
         state = next_state(expected.value, new_primary=self.cluster, action=action, intent_nonce=intent_nonce,
                            changed_at=env.format_time(self._now()), reclaim=reclaim)
         return self._conditional_write(app, state, if_match=expected.etag, nonce=nonce)
 
     def delete_dr_state(self, app: AppKey, expected: Record[DRState]) -> None:
         """Delete dr-state, only if it is still the version read (If-Match). Raises PreconditionFailed."""
+        if self.quorum is not None:
+            self.quorum.delete_dr_state(app, expected)
+            return
         try:
             self.store.delete(self.keys.dr_state(app), if_match=expected.etag)
         finally:
@@ -396,6 +412,11 @@ class Coordinator:
                 raise
             return True
 
+    def cached_digest_entries(self) -> dict[AppKey, DigestEntry] | None:
+        """Our digest as held in memory, without I/O; None when it was never loaded."""
+        with self._lock:
+            return None if self._digest is None else dict(self._digest)
+
     def digest_entries(self) -> dict[AppKey, DigestEntry]:
         with self._lock:
             return dict(self._load_digest())
@@ -419,14 +440,12 @@ class Coordinator:
 
     def heartbeat(self, *, operator_version: str, ready: bool = True) -> Health:
         """Write the health object with the next sequence, and flush a pending digest."""
+        if self.quorum is not None:
+            return self._heartbeat_everywhere(self.quorum, operator_version, ready)
         with self._lock:
             seq = self._heartbeat_seq
         if seq is None:
-            try:
-                prev = self._get_record(self.keys.health(self.cluster), Kind.HEALTH, Health.from_body)
-                seq = prev.value.sequence if prev else 0
-            except CorruptObject:
-                seq = 0
+            seq = self._last_sequence(self.store)
         health = Health(sequence=seq + 1, operator_version=operator_version, ready=ready)
         data, _ = self._encode(Kind.HEALTH, health.to_body())
         self.store.put(self.keys.health(self.cluster), data)
@@ -434,6 +453,60 @@ class Coordinator:
             self._heartbeat_seq = health.sequence
         self._verify_digest()
         self.flush_digest()
+        return health
+
+    def _last_sequence(self, store: ObjectStore) -> int:
+        obj = store.get(self.keys.health(self.cluster), max_bytes=env.MAX_OBJECT_BYTES)
+        if not isinstance(obj, StoredObject):
+            return 0
+        try:
+            return decode_record(obj, Kind.HEALTH, Health.from_body, self.hmac_key).value.sequence
+        except CorruptObject:
+            return 0
+
+    def _heartbeat_everywhere(self, quorum: QuorumDRState, operator_version: str, ready: bool) -> Health:
+        """With dr-state over a quorum: the heartbeat goes to every store, so the peer still hears it
+        when one store is lost; it counts as sent when a majority took it (Unreachable otherwise).
+        The digest, like the other objects, stays in `store`: a failure there is logged by the
+        caller's next write, not a failed heartbeat."""
+        with self._lock:
+            seq = self._heartbeat_seq
+        errors: list[str] = []
+        if seq is None:
+            seen = []
+            for store in quorum.stores:
+                try:
+                    seen.append(self._last_sequence(store))
+                except S3PeerError as e:
+                    errors.append(str(e))
+            if len(seen) < quorum.majority:
+                raise Unreachable(f"the heartbeat's sequence is known from {len(seen)} of {len(quorum.stores)} "
+                                  f"coordination stores, a majority of {quorum.majority} is needed: "
+                                  + "; ".join(errors), key=self.keys.health(self.cluster))
+            seq = max(seen)
+        health = Health(sequence=seq + 1, operator_version=operator_version, ready=ready)
+        data, _ = self._encode(Kind.HEALTH, health.to_body())
+        took = 0
+        for store in quorum.stores:
+            try:
+                store.put(self.keys.health(self.cluster), data)
+                took += 1
+            except S3PeerError as e:
+                errors.append(str(e))
+        with self._lock:
+            self._heartbeat_seq = health.sequence
+        if took < quorum.majority:
+            raise Unreachable(f"the heartbeat reached {took} of {len(quorum.stores)} coordination stores, a "
+                              f"majority of {quorum.majority} is needed: " + "; ".join(errors),
+                              key=self.keys.health(self.cluster))
+        try:
+            self._verify_digest()
+            self.flush_digest()
+        except env.EnvelopeTooLarge:
+            raise
+        except S3PeerError as e:
+            # The store of the other objects is down; dr-state and heartbeats go on without it.
+            log.warning("digest not written: %s", e)
         return health
 
     def _verify_digest(self) -> None:

@@ -42,7 +42,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.s3peer import envelope as env
@@ -51,7 +51,6 @@ from reconciler.s3peer.envelope import Kind, req_int, req_label, req_str
 from reconciler.s3peer.errors import CorruptObject, PreconditionFailed, S3PeerError, Unreachable
 from reconciler.s3peer.keys import AppKey, KeySchema
 from reconciler.s3peer.models import Action, DRState
-from reconciler.s3peer.peer import utcnow
 from reconciler.s3peer.store import NOT_MODIFIED, ObjectStore, StoredObject
 
 #: Conditional-write races lost in a row against one acceptor before giving up on it this round.
@@ -155,7 +154,7 @@ class QuorumDRState:
     """
 
     def __init__(self, stores: Sequence[ObjectStore], cluster: str, *, keys: KeySchema | None = None,
-                 hmac_key: bytes | None = None, now: Callable[[], datetime] = utcnow) -> None:
+                 hmac_key: bytes | None = None, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         if not stores or len(stores) % 2 == 0:
             raise ValueError(f"a quorum needs an odd number of coordination stores, not {len(stores)}")
         self.stores = list(stores)

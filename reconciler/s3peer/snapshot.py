@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -171,8 +171,13 @@ class PeerReader:
         monotonic: Callable[[], float] = time.monotonic,
         fetch_workers: int = 8,
         retry_after: float | None = None,
+        health_stores: Sequence[ObjectStore] = (),
     ) -> None:
         self.store = store
+        # With dr-state over a quorum, the peer's heartbeat is in every store: read from all, so the
+        # loss of one store (the one holding the other objects, too) does not look like the peer's.
+        self.health_stores = list(health_stores)
+        self._health_etags: dict[int, str | None] = {}
         self.peer = peer
         self.keys = keys or KeySchema()
         self.hmac_key = hmac_key or None
@@ -227,14 +232,20 @@ class PeerReader:
     def _poll_locked(self) -> PeerSnapshot:
         st = self._state
         requests = 0
-        # Both reads must succeed before anything is updated, so a failed poll changes nothing.
-        try:
-            h_obj = self._get(self.keys.health(self.peer), st.health_etag)
+        if self.health_stores:
+            self._poll_health_everywhere(st)
+            h_obj: StoredObject | object | None = NOT_MODIFIED
             d_obj = self._get(self.keys.digest(self.peer), st.digest_etag)
-        except S3PeerError:
-            st.blind = True
-            raise
-        requests += 2
+            requests += 1 + len(self.health_stores)
+        else:
+            # Both reads must succeed before anything is updated, so a failed poll changes nothing.
+            try:
+                h_obj = self._get(self.keys.health(self.peer), st.health_etag)
+                d_obj = self._get(self.keys.digest(self.peer), st.digest_etag)
+            except S3PeerError:
+                st.blind = True
+                raise
+            requests += 2
         now = self._mono()
         if st.blind:
             # Time we could not see S3 is not silence of the peer: after an outage (which hits
@@ -352,6 +363,51 @@ class PeerReader:
                                ClusterStatus.from_body, st.statuses.get(app), lambda v: v.content_hash())
         return self._fetch(self.keys.dr_intent(app, self.peer), Kind.DR_INTENT, DRIntent.from_body,
                            st.intents.get(app), lambda v: env.content_hash(v.to_body()))
+
+    def _poll_health_everywhere(self, st: _State) -> None:
+        """The peer's heartbeat from every store that answers; the highest sequence counts.
+
+        A change of sequence is the sign of life (the same heartbeat lands in several stores
+        under different ETags). Raises only when no store answers (then we are blind).
+        """
+        best: Record[Health] | None = None
+        corrupt: tuple[str, str] | None = None
+        answered = 0
+        error: S3PeerError | None = None
+        for i, store in enumerate([self.store, *self.health_stores]):
+            try:
+                obj = store.get(self.keys.health(self.peer), if_none_match=self._health_etags.get(i),
+                                max_bytes=env.MAX_OBJECT_BYTES)
+            except S3PeerError as e:
+                error = error or e
+                continue
+            answered += 1
+            if obj is NOT_MODIFIED:
+                continue
+            if not isinstance(obj, StoredObject):
+                self._health_etags[i] = None
+                continue
+            self._health_etags[i] = obj.etag
+            try:
+                rec = decode_record(obj, Kind.HEALTH, Health.from_body, self.hmac_key)
+            except CorruptObject as e:
+                corrupt = (f"{i}:{obj.etag}", e.reason)
+                continue
+            if best is None or rec.value.sequence > best.value.sequence:
+                best = rec
+        if answered == 0:
+            st.blind = True
+            assert error is not None
+            raise error
+        now = self._mono()
+        if st.blind:
+            st.track = replace(st.track, changed_at=max(st.track.changed_at, now))
+            st.blind = False
+        known = st.track.health.sequence if st.track.health else None
+        if best is not None and (known is None or best.value.sequence > known):
+            st.track = observe_heartbeat(st.track, f"seq:{best.value.sequence}", best, now)
+        elif best is None and corrupt is not None and st.track.etag is None:
+            st.track = observe_heartbeat(st.track, corrupt[0], None, now, corrupt=corrupt[1])
 
     def _fetch_all(self, jobs: list[tuple[str, AppKey, str | None]]) -> list[_Cached]:
         if len(jobs) <= 1 or self._workers <= 1:

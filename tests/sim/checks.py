@@ -25,11 +25,13 @@ from reconciler.api import DRCONTROL
 from reconciler.kube import Obj
 from reconciler.s3peer import AppKey, ClusterStatus, CorruptObject, DRState, KeySchema, decode, encode
 from reconciler.s3peer.envelope import Kind
+from reconciler.s3peer.quorum import AcceptorState
 
 if TYPE_CHECKING:
     from tests.sim.world import Event, World
 
 DR_STATE_KEY = KeySchema().dr_state(AppKey("ns", "app"))
+ACCEPTOR_KEY = KeySchema().dr_state_acceptor(AppKey("ns", "app"))
 POLL_INTERVAL = 5.0  # the snapshot lifetime the simulated operators run with
 STATUS_KEYS = {c: KeySchema().cluster_status(AppKey("ns", "app"), c) for c in ("east", "west")}
 INTENT_KEYS = {c: KeySchema().dr_intent(AppKey("ns", "app"), c) for c in ("east", "west")}
@@ -48,6 +50,28 @@ def decode_state(data: bytes | None) -> DRState | None:
         return DRState.from_body(decode(data, key=DR_STATE_KEY, expected_kind=Kind.DR_STATE).body, DR_STATE_KEY)
     except CorruptObject:
         return None
+
+
+def quorum_chosen(buckets: list[Any]) -> tuple[str, DRState | None, str] | None:
+    """(nonce, dr-state or None, writer) of the value a majority of acceptors hold; None when no
+    value does (a write in flight). Nonce "" is the empty register (never claimed)."""
+    held: dict[str, tuple[int, DRState | None, str]] = {}
+    for b in buckets:
+        raw = b.objects.get(ACCEPTOR_KEY)
+        if raw is None:
+            nonce, state, writer = "", None, ""
+        else:
+            try:
+                acc = AcceptorState.from_body(decode(raw[0], expected_kind=Kind.DR_ACCEPTOR).body, None).accepted
+            except CorruptObject:
+                continue
+            nonce, state, writer = acc.nonce, acc.state, acc.writer
+        n = held.get(nonce, (0, state, writer))[0] + 1
+        held[nonce] = (n, state, writer)
+    for nonce, (n, state, writer) in held.items():
+        if n > len(buckets) // 2:
+            return nonce, state, writer
+    return None
 
 
 def _decode_status(data: bytes | None) -> ClusterStatus | None:
@@ -90,14 +114,42 @@ class Checker:
         self._acted: dict[str, int] = {}  # the highest dr-state generation each cluster changed its VRG under
         self._tampered = False
         self._forged: list[tuple[str, bytes]] = []
+        self._chosen_nonce = ""  # with a quorum: the value last seen chosen
 
     def violation(self, invariant: str, message: str) -> None:
         self.violations.append(Violation(invariant, message))
         self.world.trace.append(f"  VIOLATION {invariant}: {message}")
 
     # -- third-party writes to the bucket ----------------------------------------------------
+    def current_state(self) -> DRState | None:
+        """The stored dr-state: the object, or with a quorum the value a majority holds (the last
+        one chosen while a write is in flight)."""
+        w = self.world
+        if w.variant.quorum:
+            chosen = quorum_chosen(w.buckets)
+            return chosen[1] if chosen is not None else self._last_current
+        stored = w.bucket.objects.get(DR_STATE_KEY)
+        return decode_state(stored[0]) if stored else None
+
+    def _tamper_acceptor(self, kind: str) -> None:
+        # One store restored from a backup, or corrupted: a majority must outvote it.
+        b = self.world.buckets[0]
+        if ACCEPTOR_KEY not in b.objects:
+            return
+        if kind == "corrupt_drstate":
+            b.put(ACCEPTOR_KEY, b'{"apiVersion": "p2p.ramendr', "tamper")
+            self._tampered = True
+            return
+        older = [v for v in b.history if v.key == ACCEPTOR_KEY and v.writer != "tamper" and v.data is not None]
+        if len(older) > 1:
+            b.put(ACCEPTOR_KEY, older[len(older) // 2 - 1].data or b"", "tamper")
+            self._tampered = True
+
     def tamper(self, kind: str) -> None:
         b = self.world.bucket
+        if self.world.variant.quorum:
+            self._tamper_acceptor(kind)
+            return
         if kind == "corrupt_drstate":
             if DR_STATE_KEY in b.objects:
                 b.put(DR_STATE_KEY, b'{"apiVersion": "p2p.ramendr', "tamper")
@@ -113,7 +165,7 @@ class Checker:
     def forge_release(self) -> None:
         """A third party rewrites the Primary's own digest entry to say it released its generation."""
         b = self.world.bucket
-        current = decode_state(b.objects.get(DR_STATE_KEY, (None, ""))[0])
+        current = self.current_state()
         if current is None:
             return
         key = KeySchema().digest(current.primary)
@@ -138,6 +190,12 @@ class Checker:
         self._forged.clear()
         if not self._tampered:
             return
+        if self.world.variant.quorum:
+            acc = [v for v in b.history if v.key == ACCEPTOR_KEY and v.writer not in ("tamper", "repair")]
+            if acc:
+                b.put(ACCEPTOR_KEY, acc[-1].data or b"", "repair")
+            self._tampered = False
+            return
         best = None
         for v in b.history:
             s = decode_state(v.data) if v.key == DR_STATE_KEY and v.writer != "tamper" else None
@@ -148,22 +206,44 @@ class Checker:
         self._tampered = False
 
     # -- the checks --------------------------------------------------------------------------
-    def check(self, ev: Event) -> None:
+    def _cut_off(self, c: str) -> bool:
+        """`c` reaches fewer than a majority of the stores dr-state lives in (one, without a quorum)."""
+        stores = self.world.nodes[c].stores
+        reachable = sum(1 for client in stores if not client.faults.down and not client.bucket.down)
+        return reachable <= len(stores) // 2
+
+    def _new_states(self) -> list[tuple[str, bool, DRState | None]]:
+        """dr-state values stored since the last check, by whom: (writer, deleted, state)."""
         w = self.world
+        if w.variant.quorum:
+            chosen = quorum_chosen(w.buckets)
+            if chosen is None or chosen[0] == self._chosen_nonce:
+                return []
+            self._chosen_nonce = chosen[0]
+            if chosen[0] == "":
+                return []
+            return [(chosen[2], chosen[1] is None, chosen[1])]
+        out: list[tuple[str, bool, DRState | None]] = []
         hist = w.bucket.history
         for ver in hist[self._seen:]:
             if ver.key != DR_STATE_KEY or ver.writer in ("tamper", "repair"):
                 continue
-            if ver.data is None:
+            out.append((ver.writer, ver.data is None, decode_state(ver.data) if ver.data is not None else None))
+        self._seen = len(hist)
+        return out
+
+    def check(self, ev: Event) -> None:
+        w = self.world
+        for writer, deleted, s in self._new_states():
+            if deleted:
                 # dr-state goes with the last cluster to leave: never from under a live protection
                 # that has published itself (one that never said anything cannot be known).
-                live = [c for c in w.nodes if c != ver.writer and self._protecting(c)]
+                live = [c for c in w.nodes if c != writer and self._protecting(c)]
                 if live:
-                    self.violation("Orphaned", f"{ver.writer} deleted dr-state while {live} still protect the app")
+                    self.violation("Orphaned", f"{writer} deleted dr-state while {live} still protect the app")
                 self.gen_primary.clear()  # a later protection starts a new lineage at generation 1
                 self.highest = None
                 continue
-            s = decode_state(ver.data)
             if s is None:
                 continue
             had = self.gen_primary.setdefault(s.generation, s.primary)
@@ -171,9 +251,7 @@ class Checker:
                 self.violation("I1", f"generation {s.generation} names {had} and {s.primary}")
             if self.highest is None or s.generation > self.highest.generation:
                 self.highest = s
-        self._seen = len(hist)
-        stored = w.bucket.objects.get(DR_STATE_KEY)
-        current = decode_state(stored[0]) if stored else None
+        current = self.current_state()
         self._last_current = current
 
         vrgs = {c: w.vrg(c) for c in w.nodes}
@@ -210,7 +288,7 @@ class Checker:
                                          f"generation {acted}")
                 self._acted[c] = max(acted, current.generation)
             self._vrg_spec[c] = spec
-            if state != was and was and state and w.nodes[c].s3.faults.down:
+            if state != was and was and state and self._cut_off(c):
                 self.violation("I3", f"{c} changed its VRG from {was} to {state} while S3 is unreachable")
             if state != "primary" or was == "primary":
                 continue
@@ -303,8 +381,7 @@ class Checker:
     def unsettled(self) -> str | None:
         """None when both clusters agree with dr-state and nothing is in progress; else what is not."""
         w = self.world
-        stored = w.bucket.objects.get(DR_STATE_KEY)
-        cur = decode_state(stored[0]) if stored else None
+        cur = self.current_state()
         if cur is None:
             return "no valid dr-state"
         for c in w.nodes:

@@ -41,6 +41,7 @@ class MemBucket:
     objects: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     history: list[Version] = field(default_factory=list)
     _etags: int = 0
+    down: bool = False  # the store itself is gone (its site is lost): nobody reaches it
 
     def next_etag(self) -> str:
         self._etags += 1
@@ -106,7 +107,7 @@ class MemS3Client:
         return err
 
     def _gate(self) -> None:
-        if self.faults.down:
+        if self.faults.down or self.bucket.down:
             raise self._unreachable()
         if self.faults.lose_next:
             self.faults.lose_next = False

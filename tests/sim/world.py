@@ -38,6 +38,8 @@ CLUSTERS = ("east", "west")
 NS, APP = "ns", "app"
 KEY = f"{NS}/{APP}"
 PROFILE = "s3-shared"
+# With a quorum, dr-state is replicated over these (PROFILE, first, also holds the other objects).
+QUORUM_PROFILES = (PROFILE, "s3-b", "s3-c")
 POLL = 5.0
 STALE_AFTER = 30.0
 AUTO_AFTER = 60.0
@@ -57,6 +59,7 @@ class Variant:
     preferred: str = "east"
     volsync: bool = False
     auto_failover: bool = False
+    quorum: bool = False  # dr-state over three stores (docs/protocol.md, three coordination stores)
 
 
 @dataclass
@@ -72,9 +75,10 @@ class Node:
 
     name: str
     server: MemApiServer
-    s3: MemS3Client
+    s3: MemS3Client  # onto the first store (the only one without a quorum)
     client: MemKubeClient
     cache: MemCache
+    stores: list[MemS3Client] = field(default_factory=list)  # onto every store, s3 first
     controller: DRControlController | None = None
     heartbeat_ok: bool = False
     armed: ArmedCrash | None = None
@@ -90,16 +94,17 @@ class World:
     trace: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.bucket = MemBucket()
+        self.buckets = [MemBucket() for _ in (QUORUM_PROFILES if self.variant.quorum else (PROFILE,))]
+        self.bucket = self.buckets[0]
         self.late: list[Callable[[], None]] = []
         self.nodes: dict[str, Node] = {}
         for c in CLUSTERS:
             server = MemApiServer()
-            s3 = MemS3Client(self.bucket, c, self._io_hook(c), self.late)
+            stores = [MemS3Client(b, c, self._io_hook(c), self.late) for b in self.buckets]
             client = MemKubeClient(server, self._io_hook(c), self.now)
             self._seed_objects(server, c)
             cache = MemCache(server, [DRCONTROL, VRG, DRPOLICY, DRCLUSTER, NETWORKFENCE])
-            self.nodes[c] = Node(c, server, s3, client, cache)
+            self.nodes[c] = Node(c, server, stores[0], client, cache, stores=stores)
             self.start(c)
         self.checker = Checker(self)
 
@@ -138,6 +143,7 @@ class World:
         server.create(DRPOLICY, {
             "apiVersion": DRPOLICY.api_version, "kind": "DRPolicy", "metadata": {"name": "pol"},
             "spec": {"drClusters": list(CLUSTERS), "schedulingInterval": "5m", "s3CoordinationProfile": PROFILE,
+                     **({"s3CoordinationQuorum": list(QUORUM_PROFILES)} if v.quorum else {}),
                      **({"autoFailover": {"enabled": True, "after": f"{int(AUTO_AFTER)}s"}}
                         if v.auto_failover else {})}})
         for dc in CLUSTERS:
@@ -164,7 +170,8 @@ class World:
         node.cache.sync(force=True)
         settings = PeeringSettings(poll_interval=POLL, stale_after=STALE_AFTER, monotonic=self.monotonic,
                                    fetch_workers=1)
-        registry = PeeringRegistry(c, lambda _p: ObjectStore(node.s3, "bucket"), settings)
+        by_profile = dict(zip(QUORUM_PROFILES, node.stores, strict=False))
+        registry = PeeringRegistry(c, lambda p: ObjectStore(by_profile[p], "bucket"), settings)
         node.controller = DRControlController(
             cluster=c, client=node.client, cache=node.cache, applier=Applier(node.client), events=ListRecorder(),
             peerings=registry, poll_interval=POLL, now=self.now, heartbeat_ok=lambda: node.heartbeat_ok)
@@ -211,6 +218,12 @@ class World:
         if kind == "forge_release":
             self.checker.forge_release()
             return
+        if kind == "store":
+            # A whole store is lost (or back): its site went down, for both clusters.
+            i = int(ev[1])
+            if i < len(self.buckets):
+                self.buckets[i].down = ev[2] == "down"
+            return
         c = ev[1]
         node = self.nodes[c]
         if kind == "vrg":
@@ -224,7 +237,8 @@ class World:
                 self.start(c)
             return
         if kind == "s3":
-            node.s3.faults.down = ev[2] == "down"
+            for client in node.stores:
+                client.faults.down = ev[2] == "down"
             return
         if kind == "lag":
             kinds = {ev[3]} if len(ev) > 3 else {"volumereplicationgroups", "drcontrols"}
@@ -232,7 +246,8 @@ class World:
             node.cache.lagging = node.cache.lagging | lagging if ev[2] == "on" else node.cache.lagging - lagging
             return
         if kind == "fault":
-            setattr(node.s3.faults, ev[2], True)
+            i = int(ev[3]) if len(ev) > 3 else 0
+            setattr(node.stores[i % len(node.stores)].faults, ev[2], True)
             return
         if kind == "user":
             self._user(node, ev[2], ev[3] if len(ev) > 3 else "")
@@ -289,8 +304,11 @@ class World:
         self.trace.append("-- faults end: repair and settle")
         self.checker.repair()
         self.late.clear()
+        for b in self.buckets:
+            b.down = False
         for node in self.nodes.values():
-            node.s3.faults = type(node.s3.faults)()
+            for client in node.stores:
+                client.faults = type(client.faults)()
             node.cache.lagging = set()
             node.armed = None
             if node.controller is None:
@@ -335,12 +353,19 @@ IO_POINTS = ["PATCH VolumeReplicationGroup", "CREATE VolumeReplicationGroup", "P
 FAULTS = ["lose_next", "timeout_next_write", "ambiguous_next_cas", "late_next_write"]
 
 
-def generate(rng: random.Random, length: int, *, tamper: bool = True) -> list[Event]:
+def generate(rng: random.Random, length: int, *, tamper: bool = True, stores: int = 1) -> list[Event]:
     """A random schedule: mostly ordinary work, with faults and user actions mixed in."""
     events: list[Event] = []
     for _ in range(length):
         c = rng.choice(CLUSTERS)
         r = rng.random()
+        if stores > 1 and r < 0.06:
+            # Losing a store (a site's bucket, or the witness) and getting it back.
+            if rng.random() < 0.5:
+                events.append(("store", rng.randrange(stores), rng.choice(("down", "up"))))
+            else:
+                events.append(("fault", c, rng.choice(FAULTS), rng.randrange(stores)))
+            continue
         if r < 0.30:
             events.append(("reconcile", c))
         elif r < 0.40:
@@ -382,7 +407,8 @@ def generate(rng: random.Random, length: int, *, tamper: bool = True) -> list[Ev
 
 
 def variant_for(rng: random.Random) -> Variant:
-    return Variant(preferred=rng.choice(CLUSTERS), volsync=rng.random() < 0.5, auto_failover=rng.random() < 0.3)
+    return Variant(preferred=rng.choice(CLUSTERS), volsync=rng.random() < 0.5, auto_failover=rng.random() < 0.3,
+                   quorum=rng.random() < 0.3)
 
 
 @dataclass
@@ -398,7 +424,7 @@ def run_schedule(seed: int, events: list[Event] | None = None, variant: Variant 
                  mutant: str = "", length: int = 60) -> Outcome:
     rng = random.Random(seed)
     variant = variant or variant_for(rng)
-    events = events if events is not None else generate(rng, length)
+    events = events if events is not None else generate(rng, length, stores=3 if variant.quorum else 1)
     logging.getLogger("reconciler").setLevel(logging.CRITICAL)
     with mutants.mutant(mutant):
         world = World(seed, variant)
