@@ -51,9 +51,13 @@ def _upsert(create: Callable[[], Any], replace: Callable[[str], Any], read: Call
         replace(rv)
 
 
+QUORUM_PROFILES = ("s3-profile-site-b", "s3-profile-witness")
+
+
 def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", scheduling_interval: str = "1m",
                       auto_failover_after: str | None = None, peer_kubeconfigs: dict[str, Path] | None = None,
-                      hmac_key: bytes | None = None, test_crds: bool = True) -> None:
+                      hmac_key: bytes | None = None, test_crds: bool = True,
+                      quorum: list[dict[str, str]] | None = None) -> None:
     """CRDs, the operator's namespace, S3 Secret and ConfigMap, both DRClusters and the DRPolicy.
 
     `test_crds` False leaves out the test-only VRG and NetworkFence CRDs: beside Ramen's real
@@ -61,7 +65,8 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
 
     `peer_kubeconfigs` (cluster name -> kubeconfig) gives those DRClusters a peerEndpoint, with the
     kubeconfig in a Secret, so this cluster's operator can nudge theirs. `hmac_key` makes the
-    operator sign every coordination object and refuse unsigned ones.
+    operator sign every coordination object and refuse unsigned ones. `quorum` (two more S3
+    servers) replicates dr-state over `s3` and them (DRPolicy spec.s3CoordinationQuorum).
     """
     install_crds(c.api, OUR_CRDS + (EXTERNAL_CRDS if test_crds else []))
     try:
@@ -82,6 +87,12 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
             "s3SecretRef": {"name": "s3-secret", "namespace": OPERATOR_NS},
         }],
     }
+    for name, extra in zip(QUORUM_PROFILES, quorum or [], strict=False):
+        put_secret(c, f"{name}-secret", {"AWS_ACCESS_KEY_ID": extra["accessKeyId"].encode(),
+                                         "AWS_SECRET_ACCESS_KEY": extra["secretAccessKey"].encode()})
+        ramen_config["s3StoreProfiles"].append({
+            "s3ProfileName": name, "s3Bucket": extra["bucket"], "s3CompatibleEndpoint": extra["endpoint"],
+            "s3Region": extra["region"], "s3SecretRef": {"name": f"{name}-secret", "namespace": OPERATOR_NS}})
     p2p: dict[str, Any] = {"keyPrefix": key_prefix}
     if hmac_key is not None:
         put_secret(c, "coordination-hmac", {"hmacKey": hmac_key})
@@ -109,6 +120,9 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
     pol["spec"]["schedulingInterval"] = scheduling_interval
     if auto_failover_after:
         pol["spec"]["autoFailover"] = {"enabled": True, "after": auto_failover_after}
+    if quorum:
+        pol["spec"]["s3CoordinationQuorum"] = [pol["spec"]["s3CoordinationProfile"],
+                                               *QUORUM_PROFILES[:len(quorum)]]
     _apply_cluster_scoped(c, "drpolicies", pol)
 
 

@@ -86,17 +86,17 @@ def namespace(request: pytest.FixtureRequest, clusters: dict[str, Cluster]) -> I
 
 
 @pytest.fixture
-def private_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[list[str]], LocalEnv]]:
+def private_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LocalEnv]]:
     """Make an environment of one's own, for tests that stop or restart servers.
 
     `private_env([])` starts only an S3 server; `private_env(["solo"])` adds a
-    cluster. Everything it started is stopped when the test ends, so the
-    shared environment never sees the disruption.
+    cluster; `s3_servers=3` runs three S3 servers (dr-state over a quorum). Everything it
+    started is stopped when the test ends, so the shared environment never sees the disruption.
     """
     made: list[LocalEnv] = []
 
-    def make(clusters: list[str]) -> LocalEnv:
-        env = up(clusters, root=tmp_path_factory.mktemp("privenv"))
+    def make(clusters: list[str], s3_servers: int = 1) -> LocalEnv:
+        env = up(clusters, root=tmp_path_factory.mktemp("privenv"), s3_servers=s3_servers)
         made.append(env)
         return env
 

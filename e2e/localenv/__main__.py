@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="also run kube-controller-manager per cluster (PVC binding, namespace deletion, GC)")
     p_up.add_argument("--ramen", action="store_true",
                       help="also run Ramen's manager per cluster in dr-cluster mode (implies --controller-manager)")
+    p_up.add_argument("--s3", type=int, default=1, metavar="N",
+                      help="S3 servers to run (3: one per site and a witness, for dr-state over a quorum)")
     sub.add_parser("down", help="stop what 'up' started and remove its state")
     sub.add_parser("status", help="say what runs")
     args = parser.parse_args(argv)
@@ -31,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
             names = [c.strip() for c in args.clusters.split(",") if c.strip()]
             if not names:
                 parser.error("--clusters needs at least one name")
-            up(names, controller_manager=args.controller_manager, with_ramen=args.ramen)
+            if args.s3 < 1:
+                parser.error("--s3 needs at least 1")
+            up(names, controller_manager=args.controller_manager, with_ramen=args.ramen, s3_servers=args.s3)
         elif args.cmd == "down":
             down()
         else:

@@ -71,6 +71,8 @@ class LocalEnv:
     clusters: list[str] = field(default_factory=list)
     components: dict[str, Component] = field(default_factory=dict)
     s3: dict[str, str] = field(default_factory=dict)
+    # More S3 servers (`up --s3 N`), e.g. for dr-state over a quorum: s3-2, s3-3, ... in order.
+    s3_extra: list[dict[str, str]] = field(default_factory=list)
     controller_manager: bool = False
     ramen: bool = False
 
@@ -85,6 +87,7 @@ class LocalEnv:
             "clusters": self.clusters,
             "components": {k: c.to_dict() for k, c in self.components.items()},
             "s3": self.s3,
+            "s3Extra": self.s3_extra,
             "controllerManager": self.controller_manager,
             "ramen": self.ramen,
         }
@@ -101,6 +104,7 @@ class LocalEnv:
             env.clusters = list(data.get("clusters", []))
             env.components = {k: Component.from_dict(v) for k, v in data.get("components", {}).items()}
             env.s3 = dict(data.get("s3", {}))
+            env.s3_extra = [dict(x) for x in data.get("s3Extra", [])]
             env.controller_manager = bool(data.get("controllerManager"))
             env.ramen = bool(data.get("ramen"))
         return env
@@ -220,8 +224,8 @@ class LocalEnv:
         self.components[f"{name}-ramen"] = ramen.manager_component(
             name, bins, self.kubeconfig(name), self.root / name / "ramen.log", free_port())
 
-    def _add_s3(self, bins: build.Binaries) -> None:
-        sdir = self.root / "s3"
+    def _add_s3(self, bins: build.Binaries, name: str = "s3") -> dict[str, str]:
+        sdir = self.root / name
         data = sdir / "data"
         (data / BUCKET).mkdir(parents=True, exist_ok=True)  # a directory under the root is a bucket
         port = free_port()
@@ -231,8 +235,8 @@ class LocalEnv:
             (sdir / "meta").mkdir(exist_ok=True)
             argv += ["--sidecar", str(sdir / "meta")]
         argv.append(str(data))
-        self.components["s3"] = Component(
-            name="s3",
+        self.components[name] = Component(
+            name=name,
             argv=argv,
             log=str(sdir / "s3.log"),
             port=port,
@@ -240,17 +244,27 @@ class LocalEnv:
             # Credentials through the environment keep them out of `ps`.
             env={"ROOT_ACCESS_KEY_ID": access, "ROOT_SECRET_ACCESS_KEY": secret},
         )
-        self.s3 = {
+        info = {
             "endpoint": f"http://127.0.0.1:{port}",
             "region": REGION,
             "bucket": BUCKET,
             "accessKeyId": access,
             "secretAccessKey": secret,
+            "component": name,
         }
-        self.s3_config_file().write_text(json.dumps(self.s3, indent=2))
-        self.s3_config_file().chmod(0o600)
+        if name == "s3":
+            self.s3 = info
+            self.s3_config_file().write_text(json.dumps(self.s3, indent=2))
+            self.s3_config_file().chmod(0o600)
+        return info
 
-    def up(self, clusters: list[str], controller_manager: bool = False, with_ramen: bool = False) -> None:
+    def add_bucket(self, server: dict[str, str], bucket: str) -> dict[str, str]:
+        """Another bucket on one of the S3 servers (a directory under its data root)."""
+        (self.root / server["component"] / "data" / bucket).mkdir(parents=True, exist_ok=True)
+        return {**server, "bucket": bucket}
+
+    def up(self, clusters: list[str], controller_manager: bool = False, with_ramen: bool = False,
+           s3_servers: int = 1) -> None:
         self.ramen = self.ramen or with_ramen
         bins = build.build(with_ramen=self.ramen)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -265,9 +279,12 @@ class LocalEnv:
                 self._add_ramen(name, bins)
         if "s3" not in self.components:
             self._add_s3(bins)
+        while len(self.s3_extra) + 1 < s3_servers:
+            self.s3_extra.append(self._add_s3(bins, f"s3-{len(self.s3_extra) + 2}"))
         self.save()
         servers = [n for c in self.clusters for n in (f"{c}-etcd", f"{c}-apiserver", f"{c}-controller-manager")]
-        for n in [*servers, "s3", *(f"{c}-ramen" for c in self.clusters)]:
+        s3_names = ["s3", *(x["component"] for x in self.s3_extra)]
+        for n in [*servers, *s3_names, *(f"{c}-ramen" for c in self.clusters)]:
             comp = self.components.get(n)
             if comp is None or (comp.alive() and comp.ready()):
                 continue
@@ -282,6 +299,8 @@ class LocalEnv:
         for c in self.clusters:
             _say(f"cluster {c}: kubeconfig {self.kubeconfig(c)}")
         _say(f"S3: {self.s3['endpoint']} bucket {self.s3['bucket']} (credentials in {self.s3_config_file()})")
+        for x in self.s3_extra:
+            _say(f"S3 {x['component']}: {x['endpoint']} bucket {x['bucket']} (credentials in {self.state_file})")
 
     def down(self) -> None:
         for n in reversed(list(self.components)):
@@ -291,7 +310,7 @@ class LocalEnv:
             comp.stop()
         if self.root.exists():
             shutil.rmtree(self.root)
-        self.clusters, self.components, self.s3 = [], {}, {}
+        self.clusters, self.components, self.s3, self.s3_extra = [], {}, {}, []
         self.controller_manager = self.ramen = False
 
     def status_lines(self) -> list[str]:
@@ -305,11 +324,12 @@ class LocalEnv:
 
 
 def up(clusters: list[str], root: Path | None = None, controller_manager: bool = False,
-       with_ramen: bool = False) -> LocalEnv:
-    """Start (or complete) the environment; `with_ramen` adds Ramen's manager and kube-controller-manager."""
+       with_ramen: bool = False, s3_servers: int = 1) -> LocalEnv:
+    """Start (or complete) the environment; `with_ramen` adds Ramen's manager and kube-controller-manager,
+    `s3_servers` more S3 servers (s3-2, s3-3, ...)."""
     env = LocalEnv.load(root)
     try:
-        env.up(clusters, controller_manager=controller_manager, with_ramen=with_ramen)
+        env.up(clusters, controller_manager=controller_manager, with_ramen=with_ramen, s3_servers=s3_servers)
     except KeyboardInterrupt:
         _say("interrupted: stopping what was started")
         env.down()

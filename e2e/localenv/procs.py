@@ -98,7 +98,7 @@ class Component:
                 return int(resp.status) == 200
         except urllib.error.HTTPError as e:
             # An S3 server answers an anonymous request with 403: it is serving.
-            return self.name == "s3" and e.code in (400, 403)
+            return (self.name == "s3" or self.name.startswith("s3-")) and e.code in (400, 403)
         except (OSError, ssl.SSLError):
             return False
 

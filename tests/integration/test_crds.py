@@ -209,7 +209,7 @@ def test_examples_are_accepted(crds: dict[str, Cluster], namespace: str, cluster
     try:
         # The files' content under fresh names (other tests use the example names with other specs), read
         # back through the models: what the server returns must parse and round-trip.
-        for name in ("drcluster-east", "drcluster-west", "drpolicy", "drcontrol"):
+        for name in ("drcluster-east", "drcluster-west", "drpolicy", "drpolicy-quorum", "drcontrol"):
             obj = example(name)
             obj["metadata"]["name"] = unique(name)
             created = objs.create(obj)
@@ -344,6 +344,27 @@ INVALID_CREATES: list[tuple[str, str, Any, str, str | None]] = [
         "spec.autoFailover.after",
     ),
     (
+        "drpolicy",
+        "spec.s3CoordinationQuorum",
+        ["s3-profile-shared", "b", "c", "d"],
+        "spec.s3CoordinationQuorum must list an odd number of S3 profiles",
+        "spec.s3CoordinationQuorum",
+    ),
+    (
+        "drpolicy",
+        "spec.s3CoordinationQuorum",
+        ["s3-profile-shared", "b", "b"],
+        "spec.s3CoordinationQuorum must not list a profile twice",
+        "spec.s3CoordinationQuorum",
+    ),
+    (
+        "drpolicy",
+        "spec.s3CoordinationQuorum",
+        ["a", "b", "c"],
+        "spec.s3CoordinationQuorum must include spec.s3CoordinationProfile",
+        "spec.s3CoordinationQuorum",
+    ),
+    (
         "drcluster-east",
         "spec.clusterFence",
         "Walled",
@@ -406,6 +427,8 @@ INVALID_UPDATES: list[tuple[str, dict[str, Any], str]] = [
     ("drpolicy", {"spec": {"schedulingInterval": "10m"}}, "spec.schedulingInterval is immutable"),
     ("drpolicy", {"spec": {"s3CoordinationProfile": "other"}}, "spec.s3CoordinationProfile is immutable"),
     ("drpolicy", {"spec": {"replicationClassSelector": None}}, "spec.replicationClassSelector is immutable"),
+    ("drpolicy", {"spec": {"s3CoordinationQuorum": ["s3-profile-shared", "b", "c"]}},
+     "spec.s3CoordinationQuorum is immutable"),
     ("drcontrol", {"spec": {"drPolicyRef": {"name": "other"}}}, "spec.drPolicyRef is immutable"),
     ("drcontrol", {"spec": {"vrgSpec": {"replicationType": "sync"}}}, "spec.vrgSpec.replicationType is immutable"),
     ("drcluster-east", {"spec": {"clusterName": "north"}}, "spec.clusterName is immutable"),

@@ -1,0 +1,89 @@
+"""dr-state over three S3 servers: a site lost together with its store still fails over.
+
+Three real S3 servers (versitygw) of a private environment: the first holds east's acceptor and
+the other coordination objects (digest, cluster-status, intents), the second and third the
+other acceptors (west's site and a witness). Both operators and both VRG simulators run as
+processes against the shared local clusters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from e2e import harness
+from e2e.localenv import LocalEnv
+from e2e.localenv.clients import Cluster, s3_client
+from tests.e2e.conftest import DRPair
+
+
+@pytest.fixture
+def quorum_pair(clusters: dict[str, Cluster], namespace: str, private_env: Callable[..., LocalEnv],
+                tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DRPair]:
+    env = private_env([], s3_servers=3)
+    timing = harness.Timing()
+    for c in clusters.values():
+        harness.configure_cluster(c, env.s3, quorum=env.s3_extra)
+    pair = DRPair(clusters, namespace, env, tmp_path, timing)
+    # Each site's VRG uploads its metadata to its own site's store (east: the first, west: the second).
+    site_b = tmp_path / "s3-site-b.json"
+    site_b.write_text(json.dumps(env.s3_extra[0]))
+    uploads = {"east": env.s3_config_file(), "west": site_b}
+    for name, c in clusters.items():
+        pair.simulators[name] = harness.simulator_process(name, c.kubeconfig, uploads[name], tmp_path, timing)
+        pair.operators[name] = harness.operator_process(name, c.kubeconfig, tmp_path, timing,
+                                                        ["--watch-namespace", namespace])
+    for p in (*pair.simulators.values(), *pair.operators.values()):
+        p.start()
+    yield pair
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print(pair.diagnostics())
+    for p in (*pair.operators.values(), *pair.simulators.values()):
+        p.stop()
+    for c in clusters.values():
+        harness.force_delete_drcontrols(c, namespace)
+        # The next test's plain DRPolicy replaces this one (its quorum field is immutable).
+
+
+def acceptors(env: LocalEnv, namespace: str) -> list[bool]:
+    key = f"{namespace}/app/dr-state-acceptor"
+    out = []
+    for server in [env.s3, *env.s3_extra]:
+        objs = s3_client(server).list_objects_v2(Bucket=server["bucket"], Prefix=key).get("Contents", [])
+        out.append(any(o["Key"] == key for o in objs))
+    return out
+
+
+def test_a_site_lost_with_its_store_fails_over_through_the_two_stores_left(quorum_pair: DRPair) -> None:
+    pair = quorum_pair
+    pair.protect_on_east()
+    assert acceptors(pair.env, pair.namespace) == [True, True, True]
+    pol = pair.clusters["west"].custom.get_cluster_custom_object(harness.GROUP, harness.VERSION, "drpolicies",
+                                                                 harness.POLICY)
+    pair.wait(lambda: harness.condition(pair.clusters["west"].custom.get_cluster_custom_object(
+        harness.GROUP, harness.VERSION, "drpolicies", harness.POLICY), "Validated").get("status") == "True",
+        "the DRPolicy validates all three stores")
+    assert len(pol["spec"]["s3CoordinationQuorum"]) == 3
+
+    # East's site goes: its operator, its VRG simulator, and the S3 server holding its acceptor
+    # and the other coordination objects.
+    pair.operators["east"].kill()
+    pair.simulators["east"].kill()
+    pair.env.stop("s3")
+    harness.set_action(pair.clusters["west"], pair.namespace, "Failover", "west")
+    pair.wait(lambda: pair.primary_ready("west", 2), "west Primary at generation 2 through two stores of three",
+              timeout=90)
+    peer = harness.condition(pair.drc("west"), "PeerConnected")
+    assert peer.get("reason") == "CoordinationStoreUnreachable", peer
+
+    # East's site returns: it reads generation 2 through the quorum and demotes.
+    pair.env.start("s3")
+    pair.simulators["east"].start()
+    pair.operators["east"].start()
+    pair.wait(lambda: pair.secondary_settled("east", 2), "east demoted at generation 2 after returning", timeout=90)
+    assert not harness.ready_for_application(pair.drc("east"))
+    assert pair.primary_ready("west", 2)
