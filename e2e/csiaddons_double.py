@@ -35,6 +35,7 @@ import sys
 import threading
 from typing import Any
 
+import urllib3
 from kubernetes import config
 from kubernetes.client import CoreV1Api, CustomObjectsApi
 from kubernetes.client.rest import ApiException
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             reconcile_once(api)
             delete_released_volumes(core, args.driver)
-        except (ApiException, OSError) as e:  # API server restarting: try again next pass
+        except (ApiException, OSError, urllib3.exceptions.HTTPError) as e:  # API server restarting: next pass
             log.warning("pass failed: %s", e)
         stop.wait(args.interval)
     return 0

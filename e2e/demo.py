@@ -1,4 +1,5 @@
-"""`make demo`: two local clusters and S3, both operators, one protected app through relocate and failover.
+"""`make demo`: two local clusters and S3, both operators, one protected app through relocate and failover,
+then the loss of a site together with its S3 store (dr-state over three stores).
 
 Ramen's real VRG controller (its manager in dr-cluster mode) runs on each cluster, beside
 kube-controller-manager; the app has a real PVC bound to a static PV. Only the CSI replication
@@ -62,6 +63,23 @@ class Demo:
         print(f"    done in {took:.1f}s: {what}\n")
         print(self.table(), flush=True)
 
+    def step_one(self, cluster: str, what: str, pred: Callable[[], bool], timeout: float = 180) -> None:
+        """A step while the other cluster's API server is down: only `cluster`'s row is shown."""
+        took = harness.wait_for(pred, timeout, what, lambda: self.diagnostics_of(cluster))
+        print(f"    done in {took:.1f}s: {what}\n")
+        print(self.table_of(cluster), flush=True)
+
+    def table_of(self, cluster: str) -> str:
+        k = self.clusters[cluster]
+        return harness.format_table([harness.summary_row(cluster, harness.get_drc(k, APP_NS),
+                                                         harness.get_vrg(k, APP_NS))])
+
+    def diagnostics_of(self, cluster: str) -> str:
+        parts = [self.table_of(cluster)]
+        for p in (self.operators[cluster], self.doubles[cluster]):
+            parts.append(f"--- last lines of {p.log} ---\n{p.tail(10)}")
+        return "\n".join(parts)
+
     def primary_ready(self, cluster: str, generation: int) -> bool:
         return harness.primary_ready(self.clusters[cluster], APP_NS, generation)
 
@@ -84,8 +102,10 @@ class Demo:
         say("configuring both clusters: CRDs, S3 profile Secret and ConfigMaps, DRClusters, DRPolicy, "
             "storage and replication classes")
         for c in self.clusters.values():
+            # dr-state over three stores: the shared bucket (which also holds the other coordination
+            # objects and Ramen's metadata), a bucket in east's site (s3-2) and one in west's (s3-3).
             harness.configure_cluster(c, self.env.s3, key_prefix=KEY_PREFIX, scheduling_interval=INTERVAL,
-                                      test_crds=False)
+                                      test_crds=False, quorum=self.env.s3_extra)
             volumes.install_classes(c, INTERVAL)
         say("starting the csi-addons doubles (under Ramen's real VRG controller) and both operators")
         for p in (*self.doubles.values(), *self.operators.values()):
@@ -130,6 +150,24 @@ class Demo:
         self.step("west is Secondary at generation 3; only east is ready for the application",
                   lambda: self.secondary_settled("west", 3) and self.primary_ready("east", 3), 180)
 
+        say("east's site is lost with its bucket: stopping east's operator, its API server and the S3 server "
+            "of east's site (s3-2); failing over to west through the two stores left")
+        self.operators["east"].kill()
+        self.env.stop("east-apiserver")
+        self.env.stop("s3-2")
+        harness.set_action(self.clusters["west"], APP_NS, "Failover", "west")
+        west = self.clusters["west"]
+        self.step_one("west", "west is Primary at generation 4 with one store of three gone, PVC restored from S3",
+                      lambda: self.primary_ready("west", 4) and volumes.pvc_phase(west, APP_NS, "data") == "Bound")
+
+        say("east's site returns: it reads generation 4 through the quorum, demotes itself and acknowledges")
+        self.env.start("s3-2")
+        self.env.start("east-apiserver")
+        self.operators["east"].start()
+        self.app_leaves("east")
+        self.step("east is Secondary at generation 4; only west is ready for the application",
+                  lambda: self.secondary_settled("east", 4) and self.primary_ready("west", 4), 180)
+
     def stop(self) -> None:
         for p in (*self.operators.values(), *self.doubles.values()):
             p.stop()
@@ -138,9 +176,9 @@ class Demo:
 def main() -> int:
     started = time.monotonic()
     say("building (cached after the first run) and starting two clusters, each with kube-controller-manager "
-        "and Ramen's manager, and an S3 server")
+        "and Ramen's manager, and three S3 servers (a shared bucket and one per site)")
     try:
-        env = up(["east", "west"], root=DEMO_ROOT, with_ramen=True)
+        env = up(["east", "west"], root=DEMO_ROOT, with_ramen=True, s3_servers=3)
     except StartError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

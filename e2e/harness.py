@@ -51,7 +51,7 @@ def _upsert(create: Callable[[], Any], replace: Callable[[str], Any], read: Call
         replace(rv)
 
 
-QUORUM_PROFILES = ("s3-profile-site-b", "s3-profile-witness")
+QUORUM_PROFILES = ("s3-profile-2", "s3-profile-3")
 
 
 def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", scheduling_interval: str = "1m",
