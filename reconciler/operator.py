@@ -17,6 +17,8 @@ from kubernetes import config as k8s_config
 
 from reconciler import __version__
 from reconciler.config import CONFIGMAP_NAME, P2P_CONFIGMAP_NAME, ConfigError, parse_config
+from reconciler.controllers.volsync import SECRETS as VOLSYNC_SECRETS
+from reconciler.controllers.volsync import VolSyncKeys
 from reconciler.durations import parse_duration
 from reconciler.kube import CONFIGMAPS, KubeClient
 from reconciler.kube.errors import ApiError
@@ -119,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         manager = Manager(api, options, config)
+        # The VolSync seed is read lazily (a missing one is a DRControl condition, not a refusal to start).
+        manager.drcontrol.volsync_keys = VolSyncKeys(
+            config.volsync_seed, lambda ns, name: manager.client.get(VOLSYNC_SECRETS, name, ns))
     except (ApiError, ValueError) as e:
         print(f"ramen-operator: cannot start: {e}", file=sys.stderr)
         return 2
