@@ -51,9 +51,13 @@ def _upsert(create: Callable[[], Any], replace: Callable[[str], Any], read: Call
         replace(rv)
 
 
+VOLSYNC_SEED_SECRET = "volsync-seed"
+
+
 def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", scheduling_interval: str = "1m",
                       auto_failover_after: str | None = None, peer_kubeconfigs: dict[str, Path] | None = None,
-                      hmac_key: bytes | None = None, test_crds: bool = True) -> None:
+                      hmac_key: bytes | None = None, test_crds: bool = True,
+                      volsync_seed: bytes | None = None) -> None:
     """CRDs, the operator's namespace, S3 Secret and ConfigMap, both DRClusters and the DRPolicy.
 
     `test_crds` False leaves out the test-only VRG and NetworkFence CRDs: beside Ramen's real
@@ -61,7 +65,8 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
 
     `peer_kubeconfigs` (cluster name -> kubeconfig) gives those DRClusters a peerEndpoint, with the
     kubeconfig in a Secret, so this cluster's operator can nudge theirs. `hmac_key` makes the
-    operator sign every coordination object and refuse unsigned ones.
+    operator sign every coordination object and refuse unsigned ones. `volsync_seed` is the Secret
+    each app's VolSync PSK is derived from (the same on both clusters).
     """
     install_crds(c.api, OUR_CRDS + (EXTERNAL_CRDS if test_crds else []))
     try:
@@ -86,6 +91,9 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
     if hmac_key is not None:
         put_secret(c, "coordination-hmac", {"hmacKey": hmac_key})
         p2p["hmacSecretRef"] = {"name": "coordination-hmac"}
+    if volsync_seed is not None:
+        put_secret(c, VOLSYNC_SEED_SECRET, {"seed": volsync_seed})
+        p2p["volSyncSeedSecretRef"] = {"name": VOLSYNC_SEED_SECRET}
     # Ramen's ConfigMap may already hold settings of Ramen's manager (health port, leader election):
     # only the S3 profiles are ours to set there.
     try:
