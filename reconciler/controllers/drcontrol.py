@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ from reconciler.s3peer import (
 log = logging.getLogger(__name__)
 
 MAX_REPLANS = 4
+PSK_RECHECK = 300.0
 FENCED = ("Fenced", "ManuallyFenced")
 
 
@@ -72,6 +74,9 @@ class DRControlController:
     nudge: Callable[[str, str, str], None] | None = None
     # The seed the VolSync PSK Secrets are derived from (none configured by default).
     volsync_keys: VolSyncKeys = field(default_factory=VolSyncKeys)
+    monotonic: Callable[[], float] = time.monotonic
+    # When each app's PSK Secret was last found right: checked again only every PSK_RECHECK seconds.
+    _psk_checked: dict[AppKey, float] = field(default_factory=dict)
     _nudges_seen: dict[AppKey, str] = field(default_factory=dict)
     _own_intents: dict[AppKey, DRIntent | None] = field(default_factory=dict)
     # Digest status hashes of releases confirmed against the per-app object.
@@ -366,9 +371,16 @@ class DRControlController:
 
     def _ensure_psk_secret(self, app: AppKey, p: Plan, written: Obj) -> Obj:
         assert p.volsync_secret is not None
+        now = self.monotonic()
+        with self._lock:
+            last = self._psk_checked.get(app)
+        if last is not None and now - last < PSK_RECHECK:
+            return written  # one GET per app every few minutes, not per reconcile
         try:
             ensure_psk_secret(self.client, app.namespace, p.volsync_secret,
                               self.volsync_keys.psk(app.namespace, app.name))
+            with self._lock:
+                self._psk_checked[app] = now
             return written
         except ApiError as e:
             if e.conflict:
@@ -447,6 +459,7 @@ class DRControlController:
             coord.forget_app(app, keep_tombstone=True)
         with self._lock:
             self._own_intents.pop(app, None)
+            self._psk_checked.pop(app, None)  # a new protection of the app checks its Secret at once
 
     def keys_for_all(self) -> list[str]:
         return [f"{o['metadata']['namespace']}/{o['metadata']['name']}"

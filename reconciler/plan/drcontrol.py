@@ -607,8 +607,10 @@ class _Planner:
         v = self.inp.vrg
         healthy = v.ready_as_primary if v.desired_state == PRIMARY else v.ready_as_secondary
         details: dict[str, Any] = {"vrgState": v.state, "vrgHealthy": healthy, "readyForApplication": rfa}
-        if role == Role.PRIMARY and v.desired_state == PRIMARY and volsync.in_use(self.inp):
-            # What the Secondary's rdSpec is built from; bounded like any reader will check it.
+        if role == Role.PRIMARY and v.ready_as_primary and volsync.in_use(self.inp):
+            # What the Secondary's rdSpec is built from, bounded like any reader will check it. Only from
+            # a VRG ready for its current spec: a list caught mid-change (a PVC joining, a promotion not
+            # restored yet) would make the Secondary's Ramen drop destinations it still needs.
             pvc_list = volsync.published_pvcs(self.inp)
             too_big = pvcs.fits(pvc_list)
             if too_big:

@@ -159,6 +159,13 @@ def test_the_primary_publishes_its_volsync_pvcs() -> None:
     assert cond(p, "VolSyncReady")["status"] == "True"
 
 
+def test_a_primary_whose_vrg_is_not_ready_publishes_no_list() -> None:
+    unready = copy.deepcopy(dict(primary_vrg_with_pvcs(RAMEN_PVC).live or {}))
+    unready["status"]["state"] = "Unknown"  # Ramen while a PVC joins: the list may be incomplete
+    p = plan(inp("east", drc(volsync=True), VRGView(unready), state("east", 1)))
+    assert p.publish is not None and p.publish.role == Role.PRIMARY and p.publish.volsync_pvcs is None
+
+
 def test_the_secondary_builds_its_rd_spec_from_the_primarys_list() -> None:
     co = with_co(state("east", 2, "Failover"), peer_status=peer_primary(2, PUBLISHED))
     p = plan(inp("west", drc(volsync=True), vrg("secondary", "Secondary"), co))
@@ -223,3 +230,87 @@ def test_a_list_too_large_to_publish_is_a_condition_on_the_primary() -> None:
     assert p.publish is not None and p.publish.volsync_pvcs is None
     c = cond(p, "VolSyncReady")
     assert c["status"] == "False" and c["reason"] == "VolSyncPVCsTooLarge"
+
+
+# -- the controller's edge -----------------------------------------------------------------
+class FakeSecrets:
+    """Secrets by (namespace, name), with the calls a KubeClient would get; `fail` makes writes fail."""
+
+    def __init__(self, fail: int | None = None) -> None:
+        self.objs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.calls: list[str] = []
+        self.fail = fail
+
+    def get(self, rt: Any, name: str, namespace: str | None = None) -> dict[str, Any]:
+        self.calls.append("get")
+        if (namespace or "", name) not in self.objs:
+            raise ApiError(404, "NotFound")
+        return copy.deepcopy(self.objs[(namespace or "", name)])
+
+    def create(self, rt: Any, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        self.calls.append("create")
+        if self.fail:
+            raise ApiError(self.fail, "Forbidden")
+        self.objs[(namespace or "", obj["metadata"]["name"])] = copy.deepcopy(obj)
+        return obj
+
+    def merge_patch(self, rt: Any, name: str, namespace: str | None, patch: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("patch")
+        obj = self.objs[(namespace or "", name)]
+        obj["data"] = {**obj.get("data", {}), **patch["data"]}
+        return obj
+
+
+def test_the_psk_secret_is_created_then_left_alone_then_repaired() -> None:
+    from reconciler.controllers.volsync import ensure_psk_secret
+
+    kube = FakeSecrets()
+    psk = derive_psk(SEED, "ns", "app")
+    assert ensure_psk_secret(kube, "ns", "app-vs-secret", psk)  # type: ignore[arg-type]
+    secret = kube.objs[("ns", "app-vs-secret")]
+    assert base64.b64decode(secret["data"]["psk.txt"]).decode() == psk
+    secret["metadata"]["labels"]["ramendr.openshift.io/created-by-ramen"] = "true"  # Ramen's additions stay
+    assert not ensure_psk_secret(kube, "ns", "app-vs-secret", psk)  # type: ignore[arg-type]
+    secret["data"]["psk.txt"] = base64.b64encode(b"volsyncramen:00").decode()
+    assert ensure_psk_secret(kube, "ns", "app-vs-secret", psk)  # type: ignore[arg-type]
+    assert base64.b64decode(kube.objs[("ns", "app-vs-secret")]["data"]["psk.txt"]).decode() == psk
+    assert kube.objs[("ns", "app-vs-secret")]["metadata"]["labels"]["ramendr.openshift.io/created-by-ramen"]
+    assert kube.calls == ["get", "create", "get", "get", "patch"]
+
+
+def _controller(kube: FakeSecrets, clock: list[float]) -> Any:
+    from types import SimpleNamespace
+
+    from reconciler.controllers.drcontrol import DRControlController
+
+    applier = SimpleNamespace(apply_status=lambda rt, live, status: SimpleNamespace(obj={**live, "status": status}))
+    return DRControlController("east", kube, None, applier, None, None,  # type: ignore[arg-type]
+                               volsync_keys=_keys({"seed": base64.b64encode(SEED).decode()}),
+                               now=lambda: "2026-11-25T12:00:00Z", monotonic=lambda: clock[0])
+
+
+def test_a_failed_secret_write_is_a_condition_without_the_key() -> None:
+    from reconciler.s3peer.keys import AppKey
+
+    kube = FakeSecrets(fail=403)
+    ctl = _controller(kube, [0.0])
+    p = plan(inp("east", drc(volsync=True), primary_vrg_with_pvcs(RAMEN_PVC), state("east", 1)))
+    written = ctl._ensure_psk_secret(AppKey("ns", "app"), p, {"metadata": {"name": "app"}, "status": {}})
+    c = next(c for c in written["status"]["conditions"] if c["type"] == "VolSyncReady")
+    assert (c["status"], c["reason"]) == ("False", "SecretWriteFailed") and "403" in c["message"]
+    assert derive_psk(SEED, "ns", "app")[len(PSK_PREFIX):] not in str(written)
+
+
+def test_the_secret_is_checked_once_per_interval_not_per_reconcile() -> None:
+    from reconciler.controllers.drcontrol import PSK_RECHECK
+    from reconciler.s3peer.keys import AppKey
+
+    kube, clock = FakeSecrets(), [0.0]
+    ctl = _controller(kube, clock)
+    p = plan(inp("east", drc(volsync=True), primary_vrg_with_pvcs(RAMEN_PVC), state("east", 1)))
+    for _ in range(3):
+        ctl._ensure_psk_secret(AppKey("ns", "app"), p, {"metadata": {"name": "app"}})
+    assert kube.calls == ["get", "create"]
+    clock[0] = PSK_RECHECK + 1
+    ctl._ensure_psk_secret(AppKey("ns", "app"), p, {"metadata": {"name": "app"}})
+    assert kube.calls == ["get", "create", "get"]
