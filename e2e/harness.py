@@ -52,12 +52,13 @@ def _upsert(create: Callable[[], Any], replace: Callable[[str], Any], read: Call
 
 
 QUORUM_PROFILES = ("s3-profile-2", "s3-profile-3")
+VOLSYNC_SEED_SECRET = "volsync-seed"
 
 
 def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", scheduling_interval: str = "1m",
                       auto_failover_after: str | None = None, peer_kubeconfigs: dict[str, Path] | None = None,
                       hmac_key: bytes | None = None, test_crds: bool = True,
-                      quorum: list[dict[str, str]] | None = None) -> None:
+                      quorum: list[dict[str, str]] | None = None, volsync_seed: bytes | None = None) -> None:
     """CRDs, the operator's namespace, S3 Secret and ConfigMap, both DRClusters and the DRPolicy.
 
     `test_crds` False leaves out the test-only VRG and NetworkFence CRDs: beside Ramen's real
@@ -67,6 +68,7 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
     kubeconfig in a Secret, so this cluster's operator can nudge theirs. `hmac_key` makes the
     operator sign every coordination object and refuse unsigned ones. `quorum` (two more S3
     servers) replicates dr-state over `s3` and them (DRPolicy spec.s3CoordinationQuorum).
+    `volsync_seed` is the Secret each app's VolSync PSK is derived from (the same on both clusters).
     """
     install_crds(c.api, OUR_CRDS + (EXTERNAL_CRDS if test_crds else []))
     try:
@@ -97,6 +99,9 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
     if hmac_key is not None:
         put_secret(c, "coordination-hmac", {"hmacKey": hmac_key})
         p2p["hmacSecretRef"] = {"name": "coordination-hmac"}
+    if volsync_seed is not None:
+        put_secret(c, VOLSYNC_SEED_SECRET, {"seed": volsync_seed})
+        p2p["volSyncSeedSecretRef"] = {"name": VOLSYNC_SEED_SECRET}
     # Ramen's ConfigMap may already hold settings of Ramen's manager (health port, leader election):
     # only the S3 profiles are ours to set there.
     try:

@@ -19,6 +19,8 @@ every key it does not know, so ramen-p2p's settings live in a ConfigMap of their
     keyPrefix: ramen-p2p/         # where coordination keys live inside the bucket
     hmacSecretRef: {name: coordination-hmac}          # key `hmacKey`: signs every object we write
     webhook: {url: https://hooks.example.com/dr, secretRef: {name: dr-webhook}}  # key `hmacKey`
+    volSyncSeedSecretRef: {name: volsync-seed}       # key `seed` (>= 32 bytes), the same on both
+                                                     # clusters: each app's VolSync PSK is derived from it
 
 The second ConfigMap is required: with it missing the operator would fall back to defaults
 (another key prefix, no signing) and stop seeing its peer, so it refuses to start instead.
@@ -62,6 +64,7 @@ class OperatorConfig:
     key_prefix: str = ""
     hmac_secret: SecretRef | None = None
     webhook: WebhookConfig | None = None
+    volsync_seed: SecretRef | None = None
 
 
 def _ref(doc: Any, where: str, namespace: str) -> SecretRef:
@@ -102,7 +105,7 @@ def parse_config(configmap: Mapping[str, Any], p2p_configmap: Mapping[str, Any],
     profiles = {n: p if p.secret_ref.namespace else _with_namespace(p, namespace) for n, p in profiles.items()}
     p2p = _yaml_mapping(p2p_configmap, P2P_CONFIGMAP_NAME, P2P_CONFIG_KEY, namespace)
     where = f"{P2P_CONFIGMAP_NAME}/{P2P_CONFIG_KEY}"
-    unknown = sorted(set(p2p) - {"keyPrefix", "hmacSecretRef", "webhook"})
+    unknown = sorted(set(p2p) - {"keyPrefix", "hmacSecretRef", "webhook", "volSyncSeedSecretRef"})
     if unknown:
         raise ConfigError(f"{where}: unknown keys {unknown}")
     prefix = p2p.get("keyPrefix", "")
@@ -117,7 +120,10 @@ def parse_config(configmap: Mapping[str, Any], p2p_configmap: Mapping[str, Any],
             raise ConfigError(f"{where}: webhook.url must be an http(s) URL")
         webhook = WebhookConfig(wh["url"], _ref(wh["secretRef"], f"{where}: webhook.secretRef", namespace)
                                 if "secretRef" in wh else None)
-    return OperatorConfig(profiles=profiles, key_prefix=prefix, hmac_secret=hmac, webhook=webhook)
+    seed = _ref(p2p["volSyncSeedSecretRef"], f"{where}: volSyncSeedSecretRef", namespace) \
+        if "volSyncSeedSecretRef" in p2p else None
+    return OperatorConfig(profiles=profiles, key_prefix=prefix, hmac_secret=hmac, webhook=webhook,
+                          volsync_seed=seed)
 
 
 def _with_namespace(p: S3Profile, namespace: str) -> S3Profile:

@@ -81,6 +81,8 @@ class InstallOptions:
     with_monitoring: bool = False
     replicas: int = 1
     hmac_secret_name: str | None = None
+    # Secret (key `seed`) the VolSync PSK of every app is derived from; the same on both clusters.
+    volsync_seed_secret_name: str | None = None
     cidrs: tuple[str, ...] = ()
     peer_cidrs: tuple[str, ...] = ()
     peer_poll_interval: str = "30s"
@@ -126,10 +128,20 @@ CLUSTER_RULES: tuple[Rule, ...] = (
 )
 
 
+# Only with a VolSync seed: the PSK Secret `<vrg>-vs-secret` of each app, in the app's namespace
+# (a create cannot be limited by name, and the names vary per app).
+VOLSYNC_RULES: tuple[Rule, ...] = (Rule(("",), ("secrets",), ("get", "create", "patch")),)
+
+
+def cluster_rules(options: InstallOptions) -> tuple[Rule, ...]:
+    return CLUSTER_RULES + (VOLSYNC_RULES if options.volsync_seed_secret_name else ())
+
+
 def namespace_rules(options: InstallOptions) -> tuple[Rule, ...]:
     """What the operator touches in its own namespace, by name wherever RBAC allows it."""
     secrets = tuple(dict.fromkeys(n for n in (options.s3_secret_name, options.hmac_secret_name,
-                                              options.peer_kubeconfig_secret) if n))
+                                              options.peer_kubeconfig_secret, options.volsync_seed_secret_name)
+                                  if n))
     return (
         Rule(("",), ("secrets",), ("get",), secrets),
         Rule(("",), ("configmaps",), ("get",), (CONFIGMAP_NAME, P2P_CONFIGMAP_NAME)),
@@ -166,7 +178,8 @@ def validate(o: InstallOptions) -> None:
         _check(api.scheme == "https" and bool(api.hostname), "--peer-api-server", o.peer_api_server,
                "must be an https:// URL")
     for opt, name in (("--s3-secret-name", o.s3_secret_name), ("--hmac-secret-name", o.hmac_secret_name),
-                      ("--peer-kubeconfig-secret", o.peer_kubeconfig_secret)):
+                      ("--peer-kubeconfig-secret", o.peer_kubeconfig_secret),
+                      ("--volsync-seed-secret-name", o.volsync_seed_secret_name)):
         if name is not None:
             _check(len(name) <= 253 and bool(_DNS_SUBDOMAIN.match(name)), opt, name,
                    "must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.')")
@@ -250,6 +263,8 @@ def p2p_config(o: InstallOptions) -> dict[str, Any]:
     p2p: dict[str, Any] = {"keyPrefix": o.key_prefix}
     if o.hmac_secret_name:
         p2p["hmacSecretRef"] = {"name": o.hmac_secret_name, "namespace": o.namespace}
+    if o.volsync_seed_secret_name:
+        p2p["volSyncSeedSecretRef"] = {"name": o.volsync_seed_secret_name, "namespace": o.namespace}
     return p2p
 
 
@@ -309,7 +324,7 @@ def render_install(options: InstallOptions) -> str:
         labels=_yaml_map(labels),
         selector=_yaml_map(selector),
         crds=crd_documents(root) if options.include_crds else [],
-        cluster_rules=[_rule_view(r) for r in CLUSTER_RULES],
+        cluster_rules=[_rule_view(r) for r in cluster_rules(options)],
         namespace_rules=[_rule_view(r) for r in namespace_rules(options)],
         configmap_name=CONFIGMAP_NAME,
         config_key=CONFIG_KEY,

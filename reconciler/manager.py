@@ -21,6 +21,7 @@ from reconciler.controllers.drcontrol import DRControlController, affects_drcont
 from reconciler.controllers.drpolicy import DRPolicyController
 from reconciler.controllers.nudge import PeerNudger
 from reconciler.controllers.peering import PeeringRegistry, PeeringSettings, profile_store_factory
+from reconciler.controllers.volsync import VolSyncKeys
 from reconciler.httpbounds import MAX_CONNECTIONS, REQUEST_DEADLINE, BoundedHandler, BoundedHTTPServer
 from reconciler.install import LEASE_NAME
 from reconciler.kube import (
@@ -110,7 +111,9 @@ class Manager:
             options.cluster_name, self.client, self.cache, self.applier, self.events, self.peerings,
             poll_interval=options.poll_interval, now=utc_now, namespaces=options.watch_namespaces or (None,),
             on_ready_change=self.notifier.notify if self.notifier else None, nudge=self.nudger.nudge,
-            heartbeat_ok=lambda: self._last_heartbeat_ok)
+            heartbeat_ok=lambda: self._last_heartbeat_ok,
+            # Read when first needed: a missing seed is a DRControl condition, not a refusal to start.
+            volsync_keys=VolSyncKeys(config.volsync_seed, self._read_secret))
         self.drpolicy = DRPolicyController(options.cluster_name, self.cache, self.applier, self.peerings,
                                            now=lambda: datetime.now(UTC))
         self.drcluster = DRClusterController(options.cluster_name, self.client, self.cache, self.applier,

@@ -28,13 +28,15 @@ CONFIG_KEY = "ramen_manager_config.yaml"
 
 
 def crd_files(bins: build.Binaries) -> list[Path]:
-    """Ours, then Ramen's own (but for the kinds ours define), the external ones and the NAD CRD."""
+    """Ours, then Ramen's own (but for the kinds ours define), the external ones, the NAD CRD and the
+    MCS ServiceExport CRD (Ramen creates ServiceExports for VolSync destinations)."""
     ours = {d["metadata"]["name"] for d in load_crds(OUR_CRDS)}
     src = bins.ramen_source
     ramens = [f for f in sorted((src / "config" / "crd" / "bases").glob("*.yaml"))
               if not any(d["metadata"]["name"] in ours for d in load_crds([f]))]
     nad = src / "hack" / "test" / "network-attachment-definitions.k8s.cni.cncf.io.yaml"
-    return [*OUR_CRDS, *ramens, *sorted(bins.ramen_crds.glob("*.yaml")), nad]
+    mcs = sorted((Path(__file__).resolve().parent / "crds").glob("*.yaml"))
+    return [*OUR_CRDS, *ramens, *sorted(bins.ramen_crds.glob("*.yaml")), nad, *mcs]
 
 
 def manager_component(name: str, bins: build.Binaries, kubeconfig: Path, log: Path, port: int) -> Component:

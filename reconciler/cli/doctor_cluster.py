@@ -34,7 +34,7 @@ from reconciler.cli.common import (
     s3_error_text,
 )
 from reconciler.config import CONFIGMAP_NAME, P2P_CONFIGMAP_NAME, ConfigError, OperatorConfig, parse_config
-from reconciler.install import CLUSTER_RULES, OPERATOR_NAME, InstallOptions, Rule, namespace_rules
+from reconciler.install import OPERATOR_NAME, InstallOptions, Rule, cluster_rules, namespace_rules
 from reconciler.s3peer import (
     Health,
     KeySchema,
@@ -218,13 +218,15 @@ class Doctor:
         secrets = sorted({p.secret_ref.name for p in (self.config.profiles.values() if self.config else [])
                           if p.secret_ref.namespace == self.ns}
                          | ({self.config.hmac_secret.name} if self.config and self.config.hmac_secret else set()))
+        seed = self.config.volsync_seed.name if self.config and self.config.volsync_seed else None
         opts = InstallOptions("x", "y", "http://x", s3_secret_name=secrets[0] if secrets else "s3-secret",
-                              hmac_secret_name=secrets[1] if len(secrets) > 1 else None)
+                              hmac_secret_name=secrets[1] if len(secrets) > 1 else None,
+                              volsync_seed_secret_name=seed)
         user = f"system:serviceaccount:{sa_ns}:{sa_name}"
         auth = k8s.AuthorizationV1Api(self.kube.api)
         missing: list[str] = []
         asked = 0
-        for rule, namespaced in [(r, False) for r in CLUSTER_RULES] + [(r, True) for r in namespace_rules(opts)]:
+        for rule, namespaced in [(r, False) for r in cluster_rules(opts)] + [(r, True) for r in namespace_rules(opts)]:
             for attrs in _attributes(rule, self.ns if namespaced else None):
                 asked += 1
                 review = k8s.V1SubjectAccessReview(spec=k8s.V1SubjectAccessReviewSpec(

@@ -48,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="render that Secret from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
     p.add_argument("--hmac-secret-name", default=None,
                    help="Secret (key hmacKey) that signs coordination objects; the same on both clusters")
+    p.add_argument("--volsync-seed-secret-name", default=None,
+                   help="Secret (key seed, at least 32 bytes) each app's VolSync PSK is derived from; the same "
+                        "on both clusters")
     p.add_argument("--peer-api-server", default=None,
                    help="https URL of the peer's API server, to nudge its operator after coordination writes")
     p.add_argument("--peer-kubeconfig-secret", default=None,
@@ -88,6 +91,7 @@ def options_from_args(args: argparse.Namespace) -> InstallOptions:
         with_monitoring=args.with_monitoring,
         replicas=args.replicas,
         hmac_secret_name=args.hmac_secret_name,
+        volsync_seed_secret_name=args.volsync_seed_secret_name,
         peer_api_server=args.peer_api_server,
         peer_kubeconfig_secret=args.peer_kubeconfig_secret,
         cidrs=args.cidrs,

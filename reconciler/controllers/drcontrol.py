@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from reconciler.api import DRCLUSTER, DRCONTROL, DRPOLICY, NETWORKFENCE, VRG
 from reconciler.controllers.nudge import NUDGE_ANNOTATION
 from reconciler.controllers.peering import Peering, PeeringError, PeeringRegistry
+from reconciler.controllers.volsync import VolSyncKeys, ensure_psk_secret
 from reconciler.durations import parse_duration
 from reconciler.kube import Applier, Cache, EventRecorder, KubeClient, Obj, Result, split_key
 from reconciler.kube.errors import ApiError
@@ -45,6 +47,7 @@ from reconciler.s3peer import (
 log = logging.getLogger(__name__)
 
 MAX_REPLANS = 4
+PSK_RECHECK = 300.0
 FENCED = ("Fenced", "ManuallyFenced")
 
 
@@ -70,6 +73,11 @@ class DRControlController:
     heartbeat_ok: Callable[[], bool] = lambda: True
     # Called with (peer, namespace, name) after writing something the peer waits on.
     nudge: Callable[[str, str, str], None] | None = None
+    # The seed the VolSync PSK Secrets are derived from (none configured by default).
+    volsync_keys: VolSyncKeys = field(default_factory=VolSyncKeys)
+    monotonic: Callable[[], float] = time.monotonic
+    # When each app's PSK Secret was last found right: checked again only every PSK_RECHECK seconds.
+    _psk_checked: dict[AppKey, float] = field(default_factory=dict)
     _nudges_seen: dict[AppKey, str] = field(default_factory=dict)
     _own_intents: dict[AppKey, DRIntent | None] = field(default_factory=dict)
     # Digest status hashes of releases confirmed against the per-app object.
@@ -268,6 +276,7 @@ class DRControlController:
                 now=self.now(),
                 poll_interval=self.poll_interval,
                 local_heartbeat_ok=self.heartbeat_ok(),
+                volsync_seed_problem=self.volsync_keys.problem(),
             )
             p = plan(inp)
             if not vrg_fresh and (_releases(p, co) or (_ready({"status": p.status}) and not _ready(seen))):
@@ -365,6 +374,9 @@ class DRControlController:
         """
         before = _ready(drc)
         written = self.applier.apply_status(DRCONTROL, drc, replacing(drc.get("status"), p.status)).obj
+        if p.volsync_secret is not None:
+            # Before the VRG: Ramen's VRG controller creates no ReplicationSource/Destination without it.
+            written = self._ensure_psk_secret(app, p, written)
         if p.vrg is not None:
             try:
                 res = self.applier.apply(VRG, p.vrg, vrg_live)
@@ -396,6 +408,30 @@ class DRControlController:
         if before != after and self.on_ready_change is not None:
             self.on_ready_change(written, after)
         return Result(requeue_after=p.requeue_after)
+
+    def _ensure_psk_secret(self, app: AppKey, p: Plan, written: Obj) -> Obj:
+        assert p.volsync_secret is not None
+        now = self.monotonic()
+        with self._lock:
+            last = self._psk_checked.get(app)
+        if last is not None and now - last < PSK_RECHECK:
+            return written  # one GET per app every few minutes, not per reconcile
+        try:
+            ensure_psk_secret(self.client, app.namespace, p.volsync_secret,
+                              self.volsync_keys.psk(app.namespace, app.name))
+            with self._lock:
+                self._psk_checked[app] = now
+            return written
+        except ApiError as e:
+            if e.conflict:
+                raise  # created meanwhile (by another worker): the retry finds it
+            log.warning("could not write the VolSync PSK Secret %s: HTTP %s %s", p.volsync_secret, e.status,
+                        e.reason, extra={"key": _k(app)})
+            p.status = _set_condition(p.status, "VolSyncReady", "SecretWriteFailed",
+                                      f"could not write the VolSync PSK Secret {p.volsync_secret}: HTTP {e.status} "
+                                      f"{e.reason}", self.now())
+            p.requeue_after = min(p.requeue_after or self.poll_interval, self.poll_interval)
+            return self.applier.apply_status(DRCONTROL, written, replacing(written.get("status"), p.status)).obj
 
     # -- deletion -------------------------------------------------------------------
     def _delete(self, drc: Obj, app: AppKey, peering: Peering | None, policy_found: bool) -> Result | None:
@@ -463,6 +499,7 @@ class DRControlController:
             coord.forget_app(app, keep_tombstone=True)
         with self._lock:
             self._own_intents.pop(app, None)
+            self._psk_checked.pop(app, None)  # a new protection of the app checks its Secret at once
 
     def keys_for_all(self) -> list[str]:
         return [f"{o['metadata']['namespace']}/{o['metadata']['name']}"
@@ -540,9 +577,13 @@ def _ready(obj: Obj) -> bool:
 
 
 def _vrg_write_failed(status: dict[str, Any], message: str, now: str) -> dict[str, Any]:
+    return _set_condition(status, "VRGHealthy", "VRGWriteFailed", f"could not write the VRG: {message}", now)
+
+
+def _set_condition(status: dict[str, Any], ctype: str, reason: str, message: str, now: str) -> dict[str, Any]:
+    """The planned status with one of its conditions turned False by what a write found."""
     status = copy.deepcopy(status)
     for c in status.get("conditions", []):
-        if c["type"] == "VRGHealthy":
-            c.update(status="False", reason="VRGWriteFailed", message=f"could not write the VRG: {message}",
-                     lastTransitionTime=now)
+        if c["type"] == ctype:
+            c.update(status="False", reason=reason, message=message, lastTransitionTime=now)
     return status

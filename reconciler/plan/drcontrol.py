@@ -42,8 +42,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.kube.patch import replacing
+from reconciler.plan import volsync
 from reconciler.plan.inputs import PRIMARY, SECONDARY, PlanInput, VRGView, dig
 from reconciler.plan.status import Event, StatusBuilder
+from reconciler.s3peer import pvcs
 from reconciler.s3peer.drstate import STATE_ROLLBACK_REASON, SeenState, check_rollback
 from reconciler.s3peer.models import Action, ClusterStatus, DRState, Role
 
@@ -113,6 +115,8 @@ class Plan:
     status: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None
+    # The VolSync PSK Secret to create or keep in the app namespace (its name), or None.
+    volsync_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -287,7 +291,7 @@ def desired_vrg(
         "s3Profiles": list(vrg_spec.get("s3Profiles") or []),
         "sync": {} if sync else None,
         "async": async_block,
-        "volSync": copy.deepcopy(vrg_spec.get("volSync")),
+        "volSync": copy.deepcopy(volsync.with_rd_spec(vrg_spec.get("volSync"), inp, state)),
         "kubeObjectProtection": copy.deepcopy(vrg_spec.get("kubeObjectProtection")),
         "action": action or None,
         "prepareForFinalSync": True if prepare_final_sync else None,
@@ -328,6 +332,7 @@ class _Planner:
         self.plan = Plan()
         self.last_action: dict[str, Any] | None = None
         self.stalled = False
+        self.pvcs_unpublished = False  # the VolSync PVC list was too large to publish
 
     # status pieces ---------------------------------------------------------
     def _peer_status(self) -> None:
@@ -443,7 +448,25 @@ class _Planner:
                           "start here")
         return True
 
+    def _volsync_key(self) -> None:
+        """The PSK Secret, when VolSync is used: derived here and on the peer from the same seed."""
+        if not volsync.in_use(self.inp):
+            return
+        name = volsync.secret_name(str(dig(self.inp.drcontrol, "metadata", "name")))
+        problem = self.inp.volsync_seed_problem
+        if problem:
+            self.sb.condition("VolSyncReady", False, "VolSyncSeedMissing",
+                              f"{problem}: the VolSync PSK Secret {name} cannot be derived, so VolSync replicates "
+                              "nothing and a relocate cannot be lossless. Configure the same seed Secret on both "
+                              "clusters (volSyncSeedSecretRef in ramen-p2p-operator-config)")
+            return
+        self.plan.volsync_secret = name
+        if not self.pvcs_unpublished:
+            self.sb.condition("VolSyncReady", True, "SecretDerived",
+                              f"the VolSync PSK Secret {name} is derived from the seed shared by both clusters")
+
     def _finish(self, phase: str, ready: bool, reason: str, message: str, reconciling: bool) -> Plan:
+        self._volsync_key()
         st = self.sb.status
         st["phase"] = phase
         if self.last_action is not None:
@@ -587,8 +610,20 @@ class _Planner:
     def _own_status(self, role: Role, generation: int, rfa: bool) -> ClusterStatus:
         v = self.inp.vrg
         healthy = v.ready_as_primary if v.desired_state == PRIMARY else v.ready_as_secondary
-        return ClusterStatus(role, generation,
-                             {"vrgState": v.state, "vrgHealthy": healthy, "readyForApplication": rfa})
+        details: dict[str, Any] = {"vrgState": v.state, "vrgHealthy": healthy, "readyForApplication": rfa}
+        if role == Role.PRIMARY and v.ready_as_primary and volsync.in_use(self.inp):
+            # What the Secondary's rdSpec is built from, bounded like any reader will check it. Only from
+            # a VRG ready for its current spec: a list caught mid-change (a PVC joining, a promotion not
+            # restored yet) would make the Secondary's Ramen drop destinations it still needs.
+            pvc_list = volsync.published_pvcs(self.inp)
+            too_big = pvcs.fits(pvc_list)
+            if too_big:
+                self.pvcs_unpublished = True
+                self.sb.condition("VolSyncReady", False, "VolSyncPVCsTooLarge",
+                                  f"the VolSync PVC list cannot be published to {self.peer}: {too_big}")
+            else:
+                details[pvcs.DETAILS_KEY] = pvc_list
+        return ClusterStatus(role, generation, details)
 
     # -- this cluster is named Primary ----------------------------------------
     def _as_primary(self, ds: DRState, act: ActiveAction | None) -> Plan:

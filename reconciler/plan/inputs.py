@@ -181,3 +181,5 @@ class PlanInput:
     poll_interval: float = 30.0
     # This cluster's own heartbeat reached S3 recently (automatic failover needs it).
     local_heartbeat_ok: bool = True
+    # Why the VolSync PSK cannot be derived here (no seed configured, seed unreadable); "" when it can.
+    volsync_seed_problem: str = ""

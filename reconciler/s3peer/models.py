@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from reconciler.s3peer import pvcs as _pvcs
 from reconciler.s3peer.envelope import content_hash, opt_label, opt_str, req_int, req_label, req_str
 from reconciler.s3peer.errors import CorruptObject
 from reconciler.s3peer.keys import AppKey
@@ -140,11 +141,21 @@ class ClusterStatus:
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any], key: str | None = None) -> ClusterStatus:
+        details = _obj(body, "details", key)
+        if _pvcs.DETAILS_KEY in details:
+            # The Secondary's VRG spec is built from it: checked here, so a bad list is a corrupt object.
+            _pvcs.parse(details[_pvcs.DETAILS_KEY], key)
         return cls(
             role=_enum(Role, body, "role", key),
             observed_generation=req_int(body, "observedGeneration", key),
-            details=_obj(body, "details", key),
+            details=details,
         )
+
+    @property
+    def volsync_pvcs(self) -> list[dict[str, Any]] | None:
+        """The VolSync PVCs a Primary published (checked when parsed); None when it published none."""
+        raw = self.details.get(_pvcs.DETAILS_KEY)
+        return list(raw) if isinstance(raw, list) else None
 
     def content_hash(self) -> str:
         return content_hash(self.to_body())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from e2e import harness
 from tests.e2e.conftest import DRPair
 
@@ -19,3 +21,17 @@ def test_initial_protection_makes_east_primary_at_generation_one(drpair: DRPair)
     assert east["status"]["observedGeneration"] == east["metadata"]["generation"]
     drpair.wait(lambda: harness.condition(drpair.drc("west"), "PeerConnected").get("status") == "True",
                 "west sees east's heartbeat")
+
+
+def test_a_volsync_app_without_a_seed_says_so_and_is_still_protected(drpair: DRPair) -> None:
+    drpair.protect_on_east(volsync=True)  # the clusters of this fixture have no volSyncSeedSecretRef
+    def seed_missing(c: str) -> Callable[[], bool]:
+        return lambda: harness.condition(drpair.drc(c), "VolSyncReady").get("reason") == "VolSyncSeedMissing"
+
+    for c in ("east", "west"):
+        drpair.wait(seed_missing(c), f"{c} says the VolSync seed is missing")
+        cond = harness.condition(drpair.drc(c), "VolSyncReady")
+        assert cond["status"] == "False" and "volSyncSeedSecretRef" in cond["message"]
+        names = [s.metadata.name for s in drpair.clusters[c].core.list_namespaced_secret(drpair.namespace).items]
+        assert "app-vs-secret" not in names
+    assert drpair.primary_ready("east", 1)

@@ -71,9 +71,17 @@ IN_OPERATOR_NAMESPACE = [
 ]
 
 
-def rendered_rbac(namespace: str = NS) -> list[dict[str, Any]]:
+# With a VolSync seed (--volsync-seed-secret-name) only: controllers/volsync.py reads the seed and keeps
+# each app's PSK Secret `<vrg>-vs-secret` in the app's namespace.
+SEED = "volsync-seed"
+VOLSYNC_CLUSTER_WIDE = [Call("", "secrets", v) for v in ("get", "create", "patch")]
+VOLSYNC_IN_OPERATOR_NAMESPACE = [Call("", "secrets", "get", SEED)]
+
+
+def rendered_rbac(namespace: str = NS, volsync_seed: str | None = None) -> list[dict[str, Any]]:
     kinds = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-    opts = InstallOptions("east", "west", "http://s3.example.com", namespace=namespace, include_crds=False)
+    opts = InstallOptions("east", "west", "http://s3.example.com", namespace=namespace, include_crds=False,
+                          volsync_seed_secret_name=volsync_seed)
     return [d for d in documents(render_install(opts)) if d["kind"] in kinds]
 
 
@@ -100,11 +108,14 @@ def test_rendered_roles_grant_every_call_the_operator_makes() -> None:
     assert not missing, missing
 
 
-def test_rendered_roles_grant_nothing_more_and_no_wildcard() -> None:
-    docs = rendered_rbac()
+@pytest.mark.parametrize("seed", [None, SEED])
+def test_rendered_roles_grant_nothing_more_and_no_wildcard(seed: str | None) -> None:
+    docs = rendered_rbac(volsync_seed=seed)
     text = yaml.safe_dump(docs)
     assert "'*'" not in text and '"*"' not in text
-    for kind, calls in (("ClusterRole", CLUSTER_WIDE), ("Role", IN_OPERATOR_NAMESPACE)):
+    volsync = seed is not None
+    for kind, calls in (("ClusterRole", CLUSTER_WIDE + (VOLSYNC_CLUSTER_WIDE if volsync else [])),
+                        ("Role", IN_OPERATOR_NAMESPACE + (VOLSYNC_IN_OPERATOR_NAMESPACE if volsync else []))):
         granted = {(g, r, v, n) for rule in rules_of(docs, kind) for g in rule["apiGroups"]
                    for r in rule["resources"] for v in rule["verbs"] for n in (rule.get("resourceNames") or [None])}
         needed = {(c.group, c.resource, c.verb, c.name) for c in calls}

@@ -1,7 +1,8 @@
 """A model of Ramen's VRG controller for the simulation: one step acts on every VRG's spec.
 
 It reports what the real controller reports once it has acted (state, conditions with
-observedGeneration, the final-sync flags), and honours finalizers on deletion. How long
+observedGeneration, the final-sync flags, the PVCs it protects with VolSync while Primary,
+which the Secondary's rdSpec is built from), and honours finalizers on deletion. How long
 that takes is the scheduler's business: a step happens when the schedule says so.
 """
 
@@ -22,8 +23,16 @@ def reported_status(vrg: Obj) -> dict[str, Any]:
     def cond(ctype: str, reason: str) -> dict[str, Any]:
         return {"type": ctype, "status": "True", "reason": reason, "observedGeneration": gen}
 
+    volsync = spec.get("volSync")
+    # One VolSync PVC per app, as Ramen lists it (its conditions and sync figures change per sync).
+    pvcs = [{"name": "data", "namespace": vrg["metadata"].get("namespace"), "protectedByVolSync": True,
+             "storageClassName": "volsync-class", "accessModes": ["ReadWriteOnce"],
+             "resources": {"requests": {"storage": "1Gi"}}, "storageID": {"id": ""}, "replicationID": {"id": ""},
+             "conditions": [cond("DataReady", "Ready")]}] \
+        if primary and isinstance(volsync, dict) and not volsync.get("disabled") else []
     return {
         "state": "Primary" if primary else "Secondary",
+        "protectedPVCs": pvcs,
         "observedGeneration": gen,
         "conditions": [cond("DataReady", "Ready" if primary else "Replicating"),
                        cond("DataProtected", "Protected"),
