@@ -47,6 +47,7 @@ from reconciler.s3peer import (
 )
 from reconciler.s3peer import envelope as env
 from reconciler.s3peer.peer import decode_record
+from reconciler.s3peer.quorum import AcceptorState
 from reconciler.s3peer.store import NOT_MODIFIED
 
 T = TypeVar("T")
@@ -137,6 +138,8 @@ class AppView:
     primary: str | None = None
     generation: int | None = None
     dr_state_error: str | None = None
+    # dr-state over a quorum: read from the one acceptor in this store (it may lag the majority).
+    from_acceptor: bool = False
     clusters: list[AppCluster] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -331,6 +334,12 @@ class Collector:
                 rec = self.reader.get(self.target.keys.dr_state(app), Kind.DR_STATE, DRState.from_body)
                 if rec is not None:
                     av.primary, av.generation = rec.value.primary, rec.value.generation
+                else:
+                    acc = self.reader.get(self.target.keys.dr_state_acceptor(app), Kind.DR_ACCEPTOR,
+                                          AcceptorState.from_body)
+                    if acc is not None and acc.value.accepted.state is not None:
+                        state = acc.value.accepted.state
+                        av.primary, av.generation, av.from_acceptor = state.primary, state.generation, True
             except S3PeerError as e:
                 av.dr_state_error = s3_error_text(e)
         for n in names:

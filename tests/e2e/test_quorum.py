@@ -87,3 +87,62 @@ def test_a_site_lost_with_its_store_fails_over_through_the_two_stores_left(quoru
     pair.wait(lambda: pair.secondary_settled("east", 2), "east demoted at generation 2 after returning", timeout=90)
     assert not harness.ready_for_application(pair.drc("east"))
     assert pair.primary_ready("west", 2)
+
+
+def store_names(env: LocalEnv) -> list[str]:
+    return ["s3", *(x["component"] for x in env.s3_extra)]
+
+
+@pytest.mark.parametrize("lost", [0, 1, 2], ids=["store-of-the-other-objects", "second", "third"])
+def test_a_relocate_with_one_store_lost_completes(quorum_pair: DRPair, lost: int) -> None:
+    pair = quorum_pair
+    pair.protect_on_east()
+    name = store_names(pair.env)[lost]
+    pair.env.stop(name)
+    for c in pair.clusters.values():
+        harness.set_action(c, pair.namespace, "Relocate", "west")
+    if lost == 0:
+        # The release travels through the store of the other objects: the relocate waits for it.
+        pair.wait(lambda: harness.condition(pair.drc("west"), "PeerConnected").get("reason")
+                  == "CoordinationStoreUnreachable", "west says the store of the other objects is gone")
+        assert (pair.drc("west").get("status") or {}).get("generation") == 1
+        pair.env.start(name)
+    pair.wait(lambda: pair.primary_ready("west", 2) and pair.secondary_settled("east", 2),
+              f"relocated to west at generation 2 with {name} {'back' if lost == 0 else 'down'}", timeout=90)
+
+
+def test_a_cluster_cut_off_from_two_stores_freezes_then_fails_over_when_one_returns(quorum_pair: DRPair) -> None:
+    pair = quorum_pair
+    pair.protect_on_east()
+    pair.operators["east"].kill()
+    for name in store_names(pair.env)[1:]:
+        pair.env.stop(name)
+    harness.set_action(pair.clusters["west"], pair.namespace, "Failover", "west")
+    pair.wait(lambda: harness.condition(pair.drc("west"), "S3Reachable").get("status") == "False",
+              "west reports that no majority of stores answers")
+    assert "majority" in harness.condition(pair.drc("west"), "S3Reachable").get("message", "")
+    assert (pair.vrg("west") or {})["spec"]["replicationState"] == "secondary"
+    pair.env.start(store_names(pair.env)[2])
+    pair.wait(lambda: pair.primary_ready("west", 2), "west Primary at generation 2 once two stores answer",
+              timeout=90)
+
+
+def test_duelling_failovers_from_both_clusters_have_one_winner(quorum_pair: DRPair) -> None:
+    pair = quorum_pair
+    pair.protect_on_east()
+    harness.set_action(pair.clusters["east"], pair.namespace, "Failover", "east")
+    harness.set_action(pair.clusters["west"], pair.namespace, "Failover", "west")
+
+    def converged() -> bool:
+        d = {c: pair.drc(c).get("status") or {} for c in ("east", "west")}
+        prim = {s.get("currentPrimary") for s in d.values()}
+        gens = {s.get("generation") for s in d.values()}
+        if len(prim) != 1 or len(gens) != 1:
+            return False
+        winner, gen = prim.pop(), gens.pop()
+        loser = "west" if winner == "east" else "east"
+        return bool(pair.primary_ready(str(winner), int(gen or 0)) and pair.secondary_settled(loser, int(gen or 0)))
+
+    pair.wait(converged, "both clusters agree on one Primary", timeout=90)
+    ready = [c for c in ("east", "west") if harness.ready_for_application(pair.drc(c))]
+    assert len(ready) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from e2e.s3count import counting_store
 from reconciler.cli.common import S3Target
 from reconciler.cli.status import Collector
 from reconciler.s3peer import AppKey, ClusterStatus, Coordinator, KeySchema, ObjectStore, Role
+from reconciler.s3peer.quorum import QuorumDRState
 
 pytestmark = pytest.mark.realenv
 
@@ -87,3 +89,25 @@ def test_watch_redraws_when_a_cluster_reports_a_change(s3_settings: dict[str, st
     assert 2 <= len(frames) <= 5, out
     assert "ns/app: west: at generation 0, not 1" in frames[0], out
     assert "problem" not in frames[-1], out
+
+
+def test_an_app_with_dr_state_over_a_quorum_shows_the_acceptor_in_this_store(
+        s3_settings: dict[str, str], key_prefix: str) -> None:
+    # One real store stands for all three here: ramenctl reads only the one it is given.
+    keys = KeySchema(key_prefix)
+    store = ObjectStore.from_settings(s3_settings)
+    quorum = QuorumDRState([store, store, store], "east", keys=keys)
+    east = Coordinator(store, "east", keys=keys, quorum=quorum)
+    app = AppKey("ns", "quorum-app")
+    assert east.claim_initial(app).won
+    east.write_cluster_status(app, ClusterStatus(Role.PRIMARY, 1))
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": s3_settings["accessKeyId"],
+           "AWS_SECRET_ACCESS_KEY": s3_settings["secretAccessKey"]}
+    out = subprocess.run([sys.executable, "-m", "reconciler.cli.main", "status", "-o", "json",
+                          "--endpoint", s3_settings["endpoint"], "--bucket", s3_settings["bucket"],
+                          "--key-prefix", key_prefix, "--clusters", "east,west"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    report = json.loads(out.stdout)
+    [view] = [a for a in report["apps"] if a["name"] == "quorum-app"]
+    assert (view["primary"], view["generation"], view["from_acceptor"]) == ("east", 1, True)
+    assert "no dr-state" not in " ".join(view["problems"])
