@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from e2e import harness, volumes
 from e2e.localenv import LocalEnv, build, up
@@ -210,3 +211,78 @@ def test_restarting_ramens_manager_leaves_our_settings_in_force(pair: DRPair, ra
     pair.wait(lambda: pair.primary_ready("east", 1), "east still Primary at generation 1 after the restarts", 60)
     assert pair.s3.head_object(Bucket=bucket, Key=f"{KEY_PREFIX}{pair.namespace}/app/dr-state")
 
+
+
+def test_kill_9_of_either_operator_at_each_step_of_a_relocate_converges(pair: DRPair) -> None:
+    protect_with_a_bound_pvc(pair)
+    pair.wait(lambda: vrg_condition(pair, "east", "ClusterDataProtected").get("status") == "True",
+              "east's PV/PVC metadata in S3 before the relocate", 120)
+    for c in CLUSTERS:
+        harness.set_action(pair.clusters[c], pair.namespace, "Relocate", "west")
+    # Step 1: east is killed as soon as it starts the relocate (final sync asked, nothing demoted).
+    pair.wait(lambda: (pair.drc("east").get("status") or {}).get("phase") == "Relocating", "east relocating", 60)
+    pair.operators["east"].kill()
+    pair.operators["east"].start()
+    pair.wait(lambda: "PVC is not deleted" in harness.condition(pair.drc("east"), "VRGHealthy").get("message", ""),
+              "east, restarted, waits for the application to let go of its PVC", 120)
+    pair.clusters["east"].core.delete_namespaced_persistent_volume_claim("data", pair.namespace)
+    # Step 2: west is killed once east has demoted (the release is published or about to be).
+    pair.wait(lambda: ((pair.vrg("east") or {}).get("status") or {}).get("state") == "Secondary",
+              "Ramen reports east's VRG Secondary", 180)
+    pair.operators["west"].kill()
+    pair.operators["west"].start()
+    pair.wait(lambda: pair.primary_ready("west", 2), "west, restarted, Primary at generation 2", 240)
+    # Step 3: west is killed again right after its promotion; east too: both restart from S3 alone.
+    pair.operators["west"].kill()
+    pair.operators["east"].kill()
+    pair.operators["west"].start()
+    pair.operators["east"].start()
+    pair.wait(lambda: pair.primary_ready("west", 2) and pair.secondary_settled("east", 2),
+              "both settle at generation 2 after both were killed", 180)
+    assert volumes.pvc_phase(pair.clusters["west"], pair.namespace, "data") == "Bound"
+
+
+def test_an_s3_outage_freezes_roles_on_ramens_vrg_and_a_failover_proceeds_after_it(
+        pair: DRPair, ramen_env: LocalEnv) -> None:
+    protect_with_a_bound_pvc(pair)
+    ramen_env.stop("s3")
+    try:
+        harness.set_action(pair.clusters["west"], pair.namespace, "Failover", "west")
+        pair.wait(lambda: harness.condition(pair.drc("west"), "S3Reachable").get("status") == "False",
+                  "west says S3 does not answer", 90)
+        time.sleep(5)
+        # Nothing changed role blind: west is still Secondary, east still serves.
+        assert (pair.vrg("west") or {})["spec"]["replicationState"] == "secondary"
+        assert (pair.vrg("east") or {})["spec"]["replicationState"] == "primary"
+        assert harness.ready_for_application(pair.drc("east"))
+    finally:
+        ramen_env.start("s3")
+    pair.wait(lambda: pair.primary_ready("west", 2), "west Primary at generation 2 once S3 is back", 240)
+    # East learns of generation 2 and demotes once the application has left it.
+    pair.wait(lambda: not harness.ready_for_application(pair.drc("east")), "east withdraws ReadyForApplication", 60)
+    pair.clusters["east"].core.delete_namespaced_persistent_volume_claim("data", pair.namespace)
+    pair.wait(lambda: pair.secondary_settled("east", 2), "east Secondary at generation 2", 180)
+
+
+def test_deleting_the_drcontrols_removes_ramens_vrgs_and_our_keys(pair: DRPair) -> None:
+    protect_with_a_bound_pvc(pair)
+    bucket = pair.env.s3["bucket"]
+    ours = f"{KEY_PREFIX}{pair.namespace}/app/"
+    assert pair.s3.list_objects_v2(Bucket=bucket, Prefix=ours).get("Contents")
+    for c in pair.clusters.values():
+        c.custom.delete_namespaced_custom_object(harness.GROUP, harness.VERSION, pair.namespace, "drcontrols", "app")
+
+    def gone() -> bool:
+        for c in CLUSTERS:
+            try:
+                harness.get_drc(pair.clusters[c], pair.namespace)
+                return False
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+        return all(pair.vrg(c) is None for c in CLUSTERS)
+
+    # Ramen's VRG finalizer runs (its own cleanup) before ours lets the DRControl go.
+    pair.wait(gone, "both DRControls and both of Ramen's VRGs are gone", 240)
+    left = [o["Key"] for o in pair.s3.list_objects_v2(Bucket=bucket, Prefix=ours).get("Contents", [])]
+    assert left == [], f"coordination keys left behind: {left}"
