@@ -92,8 +92,9 @@ def desired_status(vrg: dict[str, Any], now: str) -> dict[str, Any]:
             cond("AutoCleanup", False, "Unused"),
             cond("HooksReady", None, "Initializing"),
         ],
-        "prepareForFinalSyncComplete": bool(spec.get("prepareForFinalSync")),
-        "finalSyncComplete": bool(spec.get("runFinalSync")),
+        # Ramen reports the final-sync flags only while Primary (seen beside its real controller).
+        "prepareForFinalSyncComplete": primary and bool(spec.get("prepareForFinalSync")),
+        "finalSyncComplete": primary and bool(spec.get("runFinalSync")),
     }
     if primary:
         status["lastGroupSyncTime"] = now

@@ -77,9 +77,14 @@ def test_simulator_honours_the_final_sync_flags_and_demotion(simulator: Simulato
     _wait(lambda: get()["status"].get("prepareForFinalSyncComplete") is True)
     assert get()["status"].get("finalSyncComplete") is False
     east.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "app",
-                                               {"spec": {"runFinalSync": True, "replicationState": "secondary"}})
+                                               {"spec": {"runFinalSync": True}})
+    _wait(lambda: get()["status"].get("finalSyncComplete") is True)
+    east.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "app",
+                                               {"spec": {"replicationState": "secondary"}})
     _wait(lambda: get()["status"].get("state") == "Secondary")
-    assert get()["status"]["finalSyncComplete"] is True
+    # Like Ramen's VRG controller: the final-sync flags are reported only while Primary.
+    assert get()["status"]["finalSyncComplete"] is False
+    assert get()["status"]["prepareForFinalSyncComplete"] is False
     assert simulator.timeline is not None
     events = [json.loads(line) for line in simulator.timeline.read_text().splitlines()]
     states = [e["state"] for e in events if e["event"] == "status"]
