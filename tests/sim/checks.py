@@ -25,7 +25,7 @@ from reconciler.api import DRCONTROL
 from reconciler.kube import Obj
 from reconciler.s3peer import AppKey, ClusterStatus, CorruptObject, DRState, KeySchema, decode, encode
 from reconciler.s3peer.envelope import Kind
-from reconciler.s3peer.quorum import AcceptorState
+from reconciler.s3peer.quorum import Accepted, AcceptorState
 
 if TYPE_CHECKING:
     from tests.sim.world import Event, World
@@ -50,6 +50,20 @@ def decode_state(data: bytes | None) -> DRState | None:
         return DRState.from_body(decode(data, key=DR_STATE_KEY, expected_kind=Kind.DR_STATE).body, DR_STATE_KEY)
     except CorruptObject:
         return None
+
+
+def _acceptor(data: bytes | None) -> AcceptorState | None:
+    if data is None:
+        return None
+    try:
+        return AcceptorState.from_body(decode(data, expected_kind=Kind.DR_ACCEPTOR).body, None)
+    except CorruptObject:
+        return None
+
+
+def _accepted(data: bytes | None) -> Accepted | None:
+    st = _acceptor(data)
+    return st.accepted if st is not None else None
 
 
 def quorum_chosen(buckets: list[Any]) -> tuple[str, DRState | None, str] | None:
@@ -140,9 +154,14 @@ class Checker:
             b.put(ACCEPTOR_KEY, b'{"apiVersion": "p2p.ramendr', "tamper")
             self._tampered = True
             return
-        older = [v for v in b.history if v.key == ACCEPTOR_KEY and v.writer != "tamper" and v.data is not None]
-        if len(older) > 1:
-            b.put(ACCEPTOR_KEY, older[len(older) // 2 - 1].data or b"", "tamper")
+        # Restored from a backup taken after the claim: an older accepted dr-state, like the single
+        # store's rollback (a backup from before the claim would be a deleted dr-state).
+        cur = _accepted(b.objects[ACCEPTOR_KEY][0])
+        older = [v for v in b.history if v.key == ACCEPTOR_KEY and v.writer not in ("tamper", "repair")
+                 and (a := _accepted(v.data)) is not None and a.state is not None and cur is not None
+                 and cur.state is not None and a.state.generation < cur.state.generation]
+        if older:
+            b.put(ACCEPTOR_KEY, older[-1].data or b"", "tamper")
             self._tampered = True
 
     def tamper(self, kind: str) -> None:
@@ -191,9 +210,16 @@ class Checker:
         if not self._tampered:
             return
         if self.world.variant.quorum:
-            acc = [v for v in b.history if v.key == ACCEPTOR_KEY and v.writer not in ("tamper", "repair")]
-            if acc:
-                b.put(ACCEPTOR_KEY, acc[-1].data or b"", "repair")
+            # Put back what the acceptor must never forget: its highest promise and the accepted value
+            # with the highest ballot it ever held (the writes since the tamper included).
+            states = [st for v in b.history if v.key == ACCEPTOR_KEY and v.writer not in ("tamper", "repair")
+                      and (st := _acceptor(v.data)) is not None]
+            if states:
+                kept = AcceptorState(max(st.promise for st in states),
+                                     max((st.accepted for st in states), key=lambda a: a.ballot))
+                data, _ = encode(Kind.DR_ACCEPTOR, "repair", kept.to_body(),
+                                 now=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+                b.put(ACCEPTOR_KEY, data, "repair")
             self._tampered = False
             return
         best = None
