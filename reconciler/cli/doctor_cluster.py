@@ -45,6 +45,7 @@ from reconciler.s3peer import (
     classify,
     client_for_profile,
     credentials_from_secret,
+    probe,
 )
 from reconciler.s3peer import envelope as env
 from reconciler.s3peer.peer import decode_record
@@ -285,6 +286,46 @@ class Doctor:
         self._clock("S3", (resp.get("ResponseMetadata", {}).get("HTTPHeaders") or {}).get("date"))
         self.store = ObjectStore(client, prof.bucket)
 
+    def quorum(self) -> None:
+        """With dr-state over several stores: each store's conditional writes, and whether a majority is fit."""
+        names = [str(n) for n in ((self.policy or {}).get("spec") or {}).get("s3CoordinationQuorum") or []]
+        if not names or self.config is None:
+            return
+        majority = len(names) // 2 + 1
+        fit: list[str] = []
+        for name in names:
+            prof = self.config.profiles.get(name)
+            if prof is None:
+                self.add(f"quorum store {name}", "FAIL", "not a profile of the operator config",
+                         "add it to s3StoreProfiles of the RamenConfig on both clusters")
+                continue
+            ref = prof.secret_ref
+            try:
+                sec = self.kube.core.read_namespaced_secret(ref.name, ref.namespace, _request_timeout=KUBE_TIMEOUT)
+                creds = credentials_from_secret(self.kube.api.sanitize_for_serialization(sec))
+            except (ApiException, S3PeerError) as e:
+                why = kube_error(e) if isinstance(e, ApiException) else e.message
+                self.add(f"quorum store {name}", "FAIL", f"Secret {ref.namespace}/{ref.name}: {why}",
+                         "the Secret needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+                continue
+            result = probe(ObjectStore(client_for_profile(prof, creds, S3_SETTINGS), prof.bucket),
+                           key_prefix=self.config.key_prefix, latency_samples=1)
+            where = f"{prof.endpoint} bucket {prof.bucket}"
+            if result.conditional_writes:
+                fit.append(name)
+                self.add(f"quorum store {name}", "ok", f"{where} honours conditional writes")
+            else:
+                detail = str(result.error) if result.error else "; ".join(
+                    f"{n}: {d}" for n, ok, d in result.checks if not ok)
+                self.add(f"quorum store {name}", "FAIL", f"{where}: {detail}",
+                         "`ramenctl doctor s3` on that store says more")
+        if len(fit) >= majority:
+            self.add("quorum", "ok", f"{len(fit)} of {len(names)} stores fit; a majority of {majority} is reachable "
+                     "(failover works)")
+        else:
+            self.add("quorum", "FAIL", f"{len(fit)} of {len(names)} stores fit; a majority of {majority} is needed: "
+                     "roles are frozen", "bring a store back, or fix its profile")
+
     def heartbeats(self) -> None:
         if self.store is None or self.config is None:
             self.add("heartbeats", "skip", "S3 not reachable")
@@ -376,6 +417,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         d.guarded("DRPolicy", d.dr_objects)
         d.guarded("RBAC", d.rbac)
         d.guarded("S3", d.s3)
+        d.guarded("quorum", d.quorum)
         d.heartbeats()
     for c in d.checks:
         for line in c.lines():

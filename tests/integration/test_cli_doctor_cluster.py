@@ -89,3 +89,27 @@ def test_doctor_on_a_cluster_that_does_not_answer_fails_the_first_check(tmp_path
     r = doctor(str(kc))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "[FAIL] API server: unreachable (connection refused)" in r.stdout
+
+
+def test_doctor_probes_each_store_of_a_quorum_and_says_whether_a_majority_is_fit(
+        private_env: Callable[..., LocalEnv]) -> None:
+    env = private_env(["solo"], s3_servers=3)
+    c = kube_cluster("solo", env.kubeconfig("solo"))
+    harness.configure_cluster(c, env.s3, quorum=env.s3_extra)
+    ok = doctor(str(c.kubeconfig))
+    checks = lines_of(ok.stdout)
+    stores = {k: v for k, v in checks.items() if k.startswith("quorum store ")}
+    assert stores == {f"quorum store {p}": "ok" for p in (harness.PROFILE, *harness.QUORUM_PROFILES)}, ok.stdout
+    assert checks["quorum"] == "ok" and "3 of 3 stores fit; a majority of 2" in ok.stdout
+
+    env.stop("s3-2")
+    one_down = doctor(str(c.kubeconfig))
+    checks = lines_of(one_down.stdout)
+    assert checks[f"quorum store {harness.QUORUM_PROFILES[0]}"] == "FAIL", one_down.stdout
+    assert checks["quorum"] == "ok" and "2 of 3 stores fit" in one_down.stdout
+
+    env.stop("s3-3")
+    two_down = doctor(str(c.kubeconfig))
+    assert two_down.returncode == 1 and "Traceback" not in two_down.stderr
+    assert lines_of(two_down.stdout)["quorum"] == "FAIL"
+    assert "1 of 3 stores fit; a majority of 2 is needed: roles are frozen" in two_down.stdout
