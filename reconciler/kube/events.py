@@ -31,6 +31,9 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+STRIPES = 64
+
+
 @dataclass
 class _Seen:
     name: str
@@ -56,7 +59,10 @@ class EventRecorder:
         self.fold_window = fold_window
         self.max_tracked = max_tracked
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _seen only, never held across an API call
+        # The API calls of one event (create, then bumps) are serialised by a lock striped on its
+        # key, so workers recording different events never wait on each other's requests.
+        self._stripes = [threading.Lock() for _ in range(STRIPES)]
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
 
     def event(self, obj: Obj, type: str, reason: str, message: str) -> None:
@@ -67,17 +73,22 @@ class EventRecorder:
         fold_key = (str(obj.get("apiVersion")), str(obj.get("kind")), namespace, str(meta.get("name")),
                     str(meta.get("uid", "")), type, reason, message)
         now = _now()
-        with self._lock:
-            seen = self._seen.get(fold_key)
+        with self._stripes[hash(fold_key) % STRIPES]:
+            with self._lock:
+                seen = self._seen.get(fold_key)
             if seen is not None and self._clock() - seen.at > self.fold_window:
                 seen = None
             try:
                 if seen is not None and self._bump(seen, now):
-                    self._seen.move_to_end(fold_key)
+                    with self._lock:
+                        if fold_key in self._seen:
+                            self._seen.move_to_end(fold_key)
                     return
-                self._seen[fold_key] = self._create(obj, namespace, type, reason, message, now)
-                while len(self._seen) > self.max_tracked:
-                    self._seen.popitem(last=False)
+                created = self._create(obj, namespace, type, reason, message, now)
+                with self._lock:
+                    self._seen[fold_key] = created
+                    while len(self._seen) > self.max_tracked:
+                        self._seen.popitem(last=False)
             except ApiError as e:
                 log.warning("could not record event %s: %s", reason, e, extra={"key": object_key(obj)})
 

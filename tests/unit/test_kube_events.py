@@ -1,0 +1,77 @@
+"""The event recorder: different events are recorded concurrently, one event's writes in order.
+
+Its API calls go to a stand-in client that blocks until told to answer (what the real API
+server does is covered in tests/integration/test_kube_controller.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from reconciler.kube.events import EventRecorder
+
+
+class BlockingClient:
+    """Answers `create` and `merge_patch` only once `release` is set; counts what is in flight."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.calls: list[tuple[str, str]] = []
+
+    def _call(self, what: str, name: str) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.calls.append((what, name))
+        self.release.wait(5)
+        with self.lock:
+            self.in_flight -= 1
+
+    def create(self, resource: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        self._call("create", body["metadata"]["name"])
+        return body
+
+    def merge_patch(self, resource: Any, name: str, namespace: str | None, patch: dict[str, Any]) -> dict[str, Any]:
+        self._call("patch", name)
+        return {}
+
+
+def drc(name: str) -> dict[str, Any]:
+    return {"apiVersion": "ramendr.openshift.io/v1alpha1", "kind": "DRControl",
+            "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}"}}
+
+
+def test_workers_recording_different_events_do_not_wait_on_each_others_requests() -> None:
+    client = BlockingClient()
+    rec = EventRecorder(client, "test")  # type: ignore[arg-type]
+    threads = [threading.Thread(target=rec.event, args=(drc(f"app-{i}"), "Normal", "Primary", "m"))
+               for i in range(8)]
+    for t in threads:
+        t.start()
+    deadline = threading.Event()
+    for _ in range(50):  # up to 5 s for all eight to be in flight at once
+        with client.lock:
+            if client.in_flight == 8:
+                break
+        deadline.wait(0.1)
+    client.release.set()
+    for t in threads:
+        t.join(5)
+    assert client.most_in_flight == 8
+
+
+def test_the_same_event_twice_is_one_create_then_one_bump_in_that_order() -> None:
+    client = BlockingClient()
+    client.release.set()
+    rec = EventRecorder(client, "test")  # type: ignore[arg-type]
+    threads = [threading.Thread(target=rec.event, args=(drc("app"), "Normal", "Primary", "same")) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert [what for what, _ in client.calls] == ["create", "patch"]
+    assert client.calls[0][1] == client.calls[1][1]
