@@ -63,8 +63,9 @@ def fingerprint(vrg: dict[str, Any]) -> tuple[Any, ...]:
             bool(spec.get("prepareForFinalSync")), bool(spec.get("runFinalSync")))
 
 
-def desired_status(vrg: dict[str, Any], now: str) -> dict[str, Any]:
-    """What Ramen's VRG controller would report once it has acted on the spec."""
+def desired_status(vrg: dict[str, Any], now: str, uploaded: bool = True) -> dict[str, Any]:
+    """What Ramen's VRG controller would report once it has acted on the spec (`uploaded` False:
+    its S3 store did not take the metadata, which Ramen reports in ClusterDataProtected only)."""
     spec = vrg.get("spec") or {}
     gen = int(vrg["metadata"].get("generation") or 0)
     primary = spec.get("replicationState") == "primary"
@@ -88,7 +89,8 @@ def desired_status(vrg: dict[str, Any], now: str) -> dict[str, Any]:
             cond("DataReady", True, "Ready" if primary else "Unused"),
             cond("DataProtected", True, "Replicating" if primary else "Unused"),
             cond("ClusterDataReady", True, "Restored" if primary else "Unused"),
-            cond("ClusterDataProtected", True, "Uploaded" if primary else "Unused"),
+            cond("ClusterDataProtected", uploaded or not primary,
+                 ("Uploaded" if uploaded else "UploadError") if primary else "Unused"),
             cond("AutoCleanup", False, "Unused"),
             cond("HooksReady", None, "Initializing"),
         ],
@@ -155,7 +157,11 @@ class Simulator:
             if all(old.get(k) == v for k, v in status.items() if k not in ("lastUpdateTime", "lastGroupSyncTime")):
                 continue
             if status["state"] == "Primary":
-                self.upload(vrg)
+                try:
+                    self.upload(vrg)
+                except Exception as e:  # its S3 store is down: Ramen still promotes, and says so
+                    log.warning("upload failed: %s", e)
+                    status = desired_status(vrg, _now(), uploaded=False)
             try:
                 self.api.patch_namespaced_custom_object_status(
                     GROUP, VERSION, key[0], PLURAL, key[1], {"status": status})

@@ -118,7 +118,7 @@ def test_kubectl_reads_readyz_with_the_written_kubeconfig(localenv: LocalEnv) ->
 
 def test_s3_settings_file_has_the_documented_fields(localenv: LocalEnv) -> None:
     data = json.loads(localenv.s3_config_file().read_text())
-    assert set(data) == {"endpoint", "region", "bucket", "accessKeyId", "secretAccessKey"}
+    assert set(data) == {"endpoint", "region", "bucket", "accessKeyId", "secretAccessKey", "component"}
 
 
 def _status(e: ClientError) -> int:
