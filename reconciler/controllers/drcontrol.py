@@ -442,7 +442,9 @@ class DRControlController:
             # or our S3 keys would outlive the protection and confuse a later one.
             log.warning("deletion waits for the coordination store", extra={"key": _k(app)})
             return Result(requeue_after=self.poll_interval)
-        vrg = self.cache.get(VRG, app.name, app.namespace)
+        # The VRG as the API server has it: a lagging informer would let the protection go (and
+        # dr-state with it) while a primary VRG still runs here.
+        vrg = self._read_vrg(app)
         if vrg is not None:
             if not vrg["metadata"].get("deletionTimestamp"):
                 try:
@@ -470,10 +472,11 @@ class DRControlController:
         Say "leaving" first (a tombstone cluster-status), then read the peer's cluster-status
         object itself (not through its digest, which a crash may have left behind): of two
         clusters leaving at once, the one that looks second sees the other's tombstone, so
-        dr-state is never orphaned by the race. The peer is still protecting when its
-        cluster-status says so, or when it has said nothing yet but dr-state names it (it
-        claimed or took over and crashed before publishing): then dr-state and our tombstone
-        stay for the peer to find when it leaves in turn.
+        dr-state is never orphaned by the race. Only the peer's tombstone lets dr-state go: a
+        peer that has said nothing may still protect the app (it claimed or took over at an
+        earlier generation and crashed before publishing), and would find its dr-state gone.
+        Otherwise dr-state and our tombstone stay for the peer to find when it leaves in turn
+        (or for a new protection to start from).
         """
         coord = peering.coordinator
         coord.write_cluster_status(app, ClusterStatus(Role.UNKNOWN, 0, {"leaving": True}))
@@ -484,8 +487,7 @@ class DRControlController:
             return
         rec = coord.read_dr_state(app)
         peer_left = peer is not None and bool(peer.value.details.get("leaving"))
-        peer_silent = peer is None and (rec is None or rec.value.primary != peering.peer)
-        if rec is not None and (peer_left or peer_silent):
+        if rec is not None and peer_left:
             try:
                 coord.delete_dr_state(app, rec)
             except PreconditionFailed:

@@ -152,6 +152,20 @@ SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
         ("store", 1, "down"), ("reconcile", "west"), ("reconcile", "east"), ("rollback_drstate",),
         ("arm", "east", 6, "after"), ("reconcile", "east"), *rounds(2),
     ], "I4"),
+    # The DRControl is deleted while the VRG informer lags behind the VRG's creation: the
+    # deletion must not take the VRG for gone and give up dr-state under a primary VRG (seed 32179).
+    "deletion-on-lagging-informer": (Variant(preferred="west", volsync=True), [
+        ("lag", "west", "on", "volumereplicationgroups"), ("reconcile", "west"), ("delete", "west"),
+        ("reconcile", "west"), ("user", "east", "Failover", "east"), *rounds(2),
+    ], "DualPrimary"),
+    # The peer claimed and was killed before its first cluster-status; a failover moved dr-state
+    # to this cluster, which then leaves: the silent peer still protects, so dr-state must stay
+    # (seed 34545; "dr-state does not name the peer" was taken as "the peer never protected").
+    "leave-beside-a-silent-peer": (Variant(preferred="west"), [
+        ("arm", "west", 1, "before", "PUT ns/app/cluster-status"), ("user", "east", "Failover", "east"),
+        ("reconcile", "west"), ("reconcile", "east"), ("vrg", "east"), ("reconcile", "east"), ("delete", "east"),
+        *rounds(2),
+    ], "I4"),
     # A cleared action that was never carried out ends as Cancelled, not InProgress forever.
     "cleared-action-ends": (Variant(preferred="west"), [
         ("user", "west", "Relocate", "east"), ("reconcile", "west"), ("user", "west", "Relocate", "west"),
