@@ -7,6 +7,7 @@ the tails of the operator logs are printed.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,29 +79,47 @@ class DRPair:
         self.wait(lambda: self.secondary_settled("west", 1), "west Secondary at generation 1")
 
 
+@contextlib.contextmanager
+def running_pair(clusters: dict[str, Cluster], namespace: str, env: LocalEnv, logdir: Path,
+                 request: pytest.FixtureRequest, simulator_s3: dict[str, Path] | None = None,
+                 on_failure: Callable[[], str] = lambda: "") -> Iterator[DRPair]:
+    """Both operators (and, given where each uploads, both VRG simulators) for one test's namespace.
+
+    On failure the pair's diagnostics and `on_failure()` are printed; at the end everything is
+    stopped and the test's DRControls are removed.
+    """
+    pair = DRPair(clusters, namespace, env, logdir, harness.Timing())
+    for name, c in clusters.items():
+        if simulator_s3 is not None:
+            pair.simulators[name] = harness.simulator_process(name, c.kubeconfig, simulator_s3[name], logdir,
+                                                              pair.timing)
+        # Tests share the clusters: each pair of operators watches only its own test's namespace.
+        pair.operators[name] = harness.operator_process(name, c.kubeconfig, logdir, pair.timing,
+                                                        ["--watch-namespace", namespace])
+    for p in (*pair.simulators.values(), *pair.operators.values()):
+        p.start()
+    try:
+        yield pair
+    finally:
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            print(pair.diagnostics())
+            print(on_failure())
+        for p in (*pair.operators.values(), *pair.simulators.values()):
+            p.stop()
+        for c in clusters.values():
+            harness.force_delete_drcontrols(c, namespace)
+
+
 @pytest.fixture
 def drpair(clusters: dict[str, Cluster], namespace: str, private_env: Callable[[list[str]], LocalEnv],
            tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DRPair]:
     env = private_env([])
-    timing = harness.Timing()
     for c in clusters.values():
         harness.configure_cluster(c, env.s3)
-    pair = DRPair(clusters, namespace, env, tmp_path, timing)
-    for name, c in clusters.items():
-        pair.simulators[name] = harness.simulator_process(name, c.kubeconfig, env.s3_config_file(), tmp_path, timing)
-        # Tests share the clusters: each pair of operators watches only its own test's namespace.
-        pair.operators[name] = harness.operator_process(name, c.kubeconfig, tmp_path, timing,
-                                                        ["--watch-namespace", namespace])
-    for p in (*pair.simulators.values(), *pair.operators.values()):
-        p.start()
-    yield pair
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        print(pair.diagnostics())
-    for p in (*pair.operators.values(), *pair.simulators.values()):
-        p.stop()
-    for c in clusters.values():
-        harness.force_delete_drcontrols(c, namespace)
+    uploads = dict.fromkeys(clusters, env.s3_config_file())
+    with running_pair(clusters, namespace, env, tmp_path, request, uploads) as pair:
+        yield pair
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -17,36 +17,22 @@ import pytest
 from e2e import harness
 from e2e.localenv import LocalEnv
 from e2e.localenv.clients import Cluster, s3_client
-from tests.e2e.conftest import DRPair
+from tests.e2e.conftest import DRPair, running_pair
 
 
 @pytest.fixture
 def quorum_pair(clusters: dict[str, Cluster], namespace: str, private_env: Callable[..., LocalEnv],
                 tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DRPair]:
     env = private_env([], s3_servers=3)
-    timing = harness.Timing()
     for c in clusters.values():
         harness.configure_cluster(c, env.s3, quorum=env.s3_extra)
-    pair = DRPair(clusters, namespace, env, tmp_path, timing)
     # Each site's VRG uploads its metadata to its own site's store (east: the first, west: the second).
     site_b = tmp_path / "s3-site-b.json"
     site_b.write_text(json.dumps(env.s3_extra[0]))
-    uploads = {"east": env.s3_config_file(), "west": site_b}
-    for name, c in clusters.items():
-        pair.simulators[name] = harness.simulator_process(name, c.kubeconfig, uploads[name], tmp_path, timing)
-        pair.operators[name] = harness.operator_process(name, c.kubeconfig, tmp_path, timing,
-                                                        ["--watch-namespace", namespace])
-    for p in (*pair.simulators.values(), *pair.operators.values()):
-        p.start()
-    yield pair
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        print(pair.diagnostics())
-    for p in (*pair.operators.values(), *pair.simulators.values()):
-        p.stop()
-    for c in clusters.values():
-        harness.force_delete_drcontrols(c, namespace)
-        # The next test's plain DRPolicy replaces this one (its quorum field is immutable).
+    # The next test's plain DRPolicy replaces this one (its quorum field is immutable).
+    with running_pair(clusters, namespace, env, tmp_path, request,
+                      {"east": env.s3_config_file(), "west": site_b}) as pair:
+        yield pair
 
 
 def acceptors(env: LocalEnv, namespace: str) -> list[bool]:

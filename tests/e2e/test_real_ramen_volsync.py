@@ -28,7 +28,7 @@ from e2e.localenv import LocalEnv, build, up
 from e2e.localenv.clients import Cluster, kube_cluster
 from e2e.localenv.procs import log_tail
 from reconciler.plan.volsync import PSK_KEY, derive_psk, secret_name
-from tests.e2e.conftest import DRPair
+from tests.e2e.conftest import DRPair, running_pair
 
 CLUSTERS = ["east", "west"]
 KEY_PREFIX = "p2p/"
@@ -74,21 +74,14 @@ def pair(ramen_env: LocalEnv, real_clusters: dict[str, Cluster], tmp_path: Path,
     ns = f"vs-{secrets.token_hex(3)}"
     for c in real_clusters.values():
         c.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
-    p = DRPair(real_clusters, ns, ramen_env, tmp_path, harness.Timing())
-    for name, c in real_clusters.items():
-        p.operators[name] = harness.operator_process(name, c.kubeconfig, tmp_path, p.timing,
-                                                     ["--watch-namespace", ns])
-        p.operators[name].start()
-    yield p
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        print(p.diagnostics())
-        for n in CLUSTERS:
-            print(f"--- ramen manager {n} ---\n" + log_tail(Path(ramen_env.component(f"{n}-ramen").log), 40))
-    for op in p.operators.values():
-        op.stop()
+
+    def ramen_logs() -> str:
+        return "\n".join(f"--- ramen manager {n} ---\n" + log_tail(Path(ramen_env.component(f"{n}-ramen").log), 40)
+                         for n in CLUSTERS)
+
+    with running_pair(real_clusters, ns, ramen_env, tmp_path, request, on_failure=ramen_logs) as p:
+        yield p
     for c in real_clusters.values():
-        harness.force_delete_drcontrols(c, ns)
         c.core.delete_namespace(ns)
 
 
