@@ -72,6 +72,20 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add_kube_args(p)
 
 
+def peer_heard(connected: Mapping[str, Any], heartbeat_age: float | None, stale_after: float,
+               s3_read: bool) -> tuple[bool, str]:
+    """Whether the peer's operator is alive, and the evidence in words.
+
+    Either witness suffices: the target's PeerConnected (old when the target's operator is paused)
+    or a heartbeat just read from S3 that is younger than `stale_after`.
+    """
+    alive = connected.get("status") == "True" or (heartbeat_age is not None and heartbeat_age < stale_after)
+    seen = [f"PeerConnected={connected.get('status')} {connected.get('reason', '')}".strip()] if connected else []
+    seen.append(f"heartbeat {int(heartbeat_age)}s old" if heartbeat_age is not None
+                else "no heartbeat in S3" if s3_read else "S3 not given")
+    return alive, ", ".join(seen)
+
+
 def parse_timeout(text: str) -> float:
     try:
         v = parse_duration(text)
@@ -324,14 +338,9 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return refuse(f"a failover is carried out by {target_name}'s operator, and {target_name}'s DRControl cannot "
                       f"be reached ({t.error})")
     if action == "Relocate" and not p.reachable:
-        hb = obs.heartbeat_age.get(peer)
-        # The target's operator judges the peer with its configured staleAfter; without its DRControl,
-        # the heartbeat's age in S3 is the evidence left.
-        connected = _cond(t.drc, "PeerConnected")
-        alive = connected.get("status") == "True" if connected else (hb is not None and hb < args.stale_after)
+        alive, heard = peer_heard(_cond(t.drc, "PeerConnected"), obs.heartbeat_age.get(peer), args.stale_after,
+                                  s3_read=reader is not None)
         if not alive:
-            heard = (f"PeerConnected={connected.get('status')} {connected.get('reason', '')}".strip() if connected
-                     else f"heartbeat {int(hb)}s old" if hb is not None else "no heartbeat")
             return refuse(f"{peer} must demote first, but its API server is out of reach ({p.error}) and its operator "
                           f"is not heard ({heard}); if {peer} is lost, use `ramenctl failover {ns}/{name} --to "
                           f"{target_name}` (data written since the last replication may be lost)")

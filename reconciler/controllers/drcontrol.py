@@ -150,6 +150,17 @@ class DRControlController:
         except S3PeerError as e:
             return Coordination(error=CoordinationError(e.reason, str(e), isinstance(e, CorruptObject)),
                                 peer_health=reader.health()), None
+        co, rec = self._advice(peering, app, rec)
+        quorum = peering.coordinator.quorum
+        if quorum is None:
+            return co, rec
+        return dataclasses.replace(co, stores=len(quorum.stores),
+                                   stores_unreachable=tuple(quorum.stores_unreachable())), rec
+
+    def _advice(self, peering: Peering, app: AppKey, rec: Record[DRState] | None
+                ) -> tuple[Coordination, Record[DRState] | None]:
+        """dr-state read: add what the other coordination objects say."""
+        reader = peering.reader
         try:
             snap = reader.snapshot()
             own_status = self._own_status(peering, app)

@@ -105,7 +105,7 @@ class PeeringRegistry:
 
     def _register(self, profile: str, store: ObjectStore, quorum: tuple[str, ...], keys: KeySchema) -> QuorumDRState:
         stores = [store if p == profile else self._store_for_profile(p) for p in quorum]
-        return QuorumDRState(stores, self.cluster, keys=keys, hmac_key=self.settings.hmac_key)
+        return QuorumDRState(stores, self.cluster, keys=keys, hmac_key=self.settings.hmac_key, names=quorum)
 
     def all(self) -> list[Peering]:
         with self._lock:

@@ -73,6 +73,8 @@ def main_patch(live: Obj, desired: Obj) -> list[Op]:
     """JSON patch for everything but status."""
     current = {k: v for k, v in live.items() if k != "status"}
     target = merge(current, spec_part(desired))
+    if target == current:
+        return []  # the common case, and far cheaper than a diff that finds nothing
     ops: list[Op] = jsonpatch.make_patch(current, target).patch
     return ops
 
@@ -83,6 +85,8 @@ def status_patch(live: Obj, desired_status: Any) -> list[Op]:
         return []
     current = {"status": live["status"]} if "status" in live else {}
     target = merge(current, {"status": desired_status})
+    if target == current:
+        return []
     ops: list[Op] = jsonpatch.make_patch(current, target).patch
     return ops
 

@@ -43,7 +43,7 @@ from typing import Any
 
 from reconciler.kube.patch import replacing
 from reconciler.plan import volsync
-from reconciler.plan.inputs import PRIMARY, SECONDARY, PlanInput, VRGView, dig
+from reconciler.plan.inputs import PRIMARY, SECONDARY, Coordination, PlanInput, VRGView, dig
 from reconciler.plan.status import Event, StatusBuilder
 from reconciler.s3peer import pvcs
 from reconciler.s3peer.drstate import STATE_ROLLBACK_REASON, SeenState, check_rollback
@@ -498,7 +498,7 @@ class _Planner:
         co = inp.coordination
         if co.error is not None:
             return self._freeze(co.error.reason, co.error.message, corrupt=co.error.corrupt)
-        self.sb.condition("S3Reachable", True, "Reachable", "the coordination store answers")
+        self._reachable(co)
         ds = co.dr_state
         seen_gen = int(dig(inp.drcontrol, "status", "generation") or 0)
         seen = SeenState(seen_gen, str(dig(inp.drcontrol, "status", "currentPrimary") or "")) if seen_gen else None
@@ -531,6 +531,18 @@ class _Planner:
         if ds.primary == self.me:
             return self._as_primary(ds, act)
         return self._as_secondary(ds, act)
+
+    def _reachable(self, co: Coordination) -> None:
+        if co.stores == 1:
+            self.sb.condition("S3Reachable", True, "Reachable", "the coordination store answers")
+        elif co.stores_unreachable:
+            answered = co.stores - len(co.stores_unreachable)
+            margin = "one more lost freezes roles" if answered == co.stores // 2 + 1 else "a majority still decides"
+            self.sb.condition("S3Reachable", True, "MajorityReachable",
+                              f"{answered} of {co.stores} coordination stores answer (unreachable: "
+                              f"{', '.join(co.stores_unreachable)}); {margin}")
+        else:
+            self.sb.condition("S3Reachable", True, "Reachable", f"all {co.stores} coordination stores answer")
 
     def _cancel_recorded(self, ds: DRState) -> None:
         """An action recorded as in progress that nobody asks for any more ends: Cancelled when it was

@@ -58,6 +58,9 @@ class Coordination:
     peer_health: PeerHealth = field(default_factory=no_peer_seen)
     # dr-state was read (over a quorum) but the store of the other objects was not: why.
     advice_problem: str | None = None
+    # With a quorum: how many stores hold dr-state, and those that did not answer this read (with why).
+    stores: int = 1
+    stores_unreachable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

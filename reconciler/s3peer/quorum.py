@@ -154,10 +154,13 @@ class QuorumDRState:
     """
 
     def __init__(self, stores: Sequence[ObjectStore], cluster: str, *, keys: KeySchema | None = None,
-                 hmac_key: bytes | None = None, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 hmac_key: bytes | None = None, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 names: Sequence[str] = ()) -> None:
         if not stores or len(stores) % 2 == 0:
             raise ValueError(f"a quorum needs an odd number of coordination stores, not {len(stores)}")
         self.stores = list(stores)
+        #: What conditions call each store (its s3 profile).
+        self.names = list(names) if len(names) == len(stores) else [f"store {i}" for i in range(len(stores))]
         self.cluster = cluster
         self.keys = keys or KeySchema()
         self.hmac_key = hmac_key or None
@@ -166,8 +169,22 @@ class QuorumDRState:
         self._lock = threading.Lock()
         self._counter = 0  # the highest ballot counter seen
         self._slots: dict[tuple[AppKey, int], _Slot] = {}
-        #: Per store index, why it did not answer in the last operation (for conditions).
-        self.unreachable: dict[int, str] = {}
+        self._local = threading.local()
+
+    @property
+    def unreachable(self) -> dict[int, str]:
+        """Per store index, why it did not answer in the calling thread's last operation."""
+        found: dict[int, str] | None = getattr(self._local, "unreachable", None)
+        if found is None:
+            found = self._local.unreachable = {}
+        return found
+
+    def _forget_unreachable(self) -> None:
+        self._local.unreachable = {}
+
+    def stores_unreachable(self) -> list[str]:
+        """The stores that did not answer in the calling thread's last operation, with why."""
+        return [f"{self.names[i]} ({why})" for i, why in sorted(self.unreachable.items())]
 
     # -- the three calls the reconciler makes ------------------------------------------------
     def read_dr_state(self, app: AppKey) -> Record[DRState] | None:
@@ -259,7 +276,7 @@ class QuorumDRState:
                           key=self.keys.dr_state_acceptor(app))
 
     def _no_quorum(self, answered: int) -> Unreachable:
-        why = "; ".join(f"store {i}: {m}" for i, m in sorted(self.unreachable.items()))
+        why = "; ".join(f"{self.names[i]}: {m}" for i, m in sorted(self.unreachable.items()))
         return Unreachable(f"{answered} of {len(self.stores)} coordination stores answered, a majority of "
                            f"{self.majority} is needed ({why})")
 
@@ -276,7 +293,7 @@ class QuorumDRState:
     def _prepare(self, app: AppKey, ballot: Ballot) -> tuple[list[Accepted], Ballot | None]:
         promised: list[Accepted] = []
         higher: Ballot | None = None
-        self.unreachable = {}
+        self._forget_unreachable()
         for i in range(len(self.stores)):
             def promise(st: AcceptorState) -> AcceptorState | Ballot:
                 top = max(st.promise, st.accepted.ballot)
@@ -369,7 +386,7 @@ class QuorumDRState:
     def _read_all(self, app: AppKey) -> dict[int, AcceptorState]:
         """Every acceptor that answers (conditional GETs on what we hold); Unreachable below a majority."""
         seen: dict[int, AcceptorState] = {}
-        self.unreachable = {}
+        self._forget_unreachable()
         for i in range(len(self.stores)):
             with self._lock:
                 cached = self._slots.get((app, i))

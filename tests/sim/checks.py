@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,17 @@ def _accepted(data: bytes | None) -> Accepted | None:
     return st.accepted if st is not None else None
 
 
+@functools.lru_cache(maxsize=1024)
+def _accepted_value(data: bytes) -> tuple[str, DRState | None, str] | None:
+    """(nonce, state, writer) an acceptor object holds; cached, as every step reads every acceptor
+    and most of them have not changed."""
+    try:
+        acc = AcceptorState.from_body(decode(data, expected_kind=Kind.DR_ACCEPTOR).body, None).accepted
+    except CorruptObject:
+        return None
+    return acc.nonce, acc.state, acc.writer
+
+
 def quorum_chosen(buckets: list[Any]) -> tuple[str, DRState | None, str] | None:
     """(nonce, dr-state or None, writer) of the value a majority of acceptors hold; None when no
     value does (a write in flight). Nonce "" is the empty register (never claimed)."""
@@ -75,11 +87,10 @@ def quorum_chosen(buckets: list[Any]) -> tuple[str, DRState | None, str] | None:
         if raw is None:
             nonce, state, writer = "", None, ""
         else:
-            try:
-                acc = AcceptorState.from_body(decode(raw[0], expected_kind=Kind.DR_ACCEPTOR).body, None).accepted
-            except CorruptObject:
+            value = _accepted_value(raw[0])
+            if value is None:
                 continue
-            nonce, state, writer = acc.nonce, acc.state, acc.writer
+            nonce, state, writer = value
         n = held.get(nonce, (0, state, writer))[0] + 1
         held[nonce] = (n, state, writer)
     for nonce, (n, state, writer) in held.items():
@@ -88,6 +99,7 @@ def quorum_chosen(buckets: list[Any]) -> tuple[str, DRState | None, str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def _decode_status(data: bytes | None) -> ClusterStatus | None:
     if data is None:
         return None

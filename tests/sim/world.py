@@ -14,6 +14,7 @@ cluster loses all process memory and restarts from the API server and S3 alone.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -406,9 +407,11 @@ def generate(rng: random.Random, length: int, *, tamper: bool = True, stores: in
     return events
 
 
-def variant_for(rng: random.Random) -> Variant:
-    return Variant(preferred=rng.choice(CLUSTERS), volsync=rng.random() < 0.5, auto_failover=rng.random() < 0.3,
-                   quorum=rng.random() < 0.3)
+def variant_for(rng: random.Random, quorum: bool | None = None) -> Variant:
+    """A random variant; `quorum` True or False fixes that choice (the other draws stay the same)."""
+    v = Variant(preferred=rng.choice(CLUSTERS), volsync=rng.random() < 0.5, auto_failover=rng.random() < 0.3,
+                quorum=rng.random() < 0.3)
+    return v if quorum is None else dataclasses.replace(v, quorum=quorum)
 
 
 @dataclass
@@ -421,9 +424,10 @@ class Outcome:
 
 
 def run_schedule(seed: int, events: list[Event] | None = None, variant: Variant | None = None,
-                 mutant: str = "", length: int = 60) -> Outcome:
+                 mutant: str = "", length: int = 60, quorum: bool | None = None) -> Outcome:
+    """One schedule from its seed (`quorum` True: always the three-store variant)."""
     rng = random.Random(seed)
-    variant = variant or variant_for(rng)
+    variant = variant or variant_for(rng, quorum)
     events = events if events is not None else generate(rng, length, stores=3 if variant.quorum else 1)
     logging.getLogger("reconciler").setLevel(logging.CRITICAL)
     with mutants.mutant(mutant):

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from reconciler.cli import main as cli
-from reconciler.cli.actions import Context, Observed, Side, evaluate, failure, parse_timeout, steps_for
+from reconciler.cli.actions import Context, Observed, Side, evaluate, failure, parse_timeout, peer_heard, steps_for
 from reconciler.cli.common import CLIError
 
 CTX = Context("Relocate", "west", "east", base_generation=1, spec_generations={"west": 2, "east": 2})
@@ -97,3 +97,13 @@ def test_the_old_primarys_vrg_shows_final_sync_and_demotion_before_the_release()
     assert done["final sync"] and not done["demoted"] and not done["released"]
     done = evaluate(ctx, {}, obs, None, {"status": {"state": "Secondary", "finalSyncComplete": True}})
     assert done["final sync"] and done["demoted"] and not done["released"]
+
+
+def test_a_relocate_hears_the_peer_through_either_witness() -> None:
+    never = {"type": "PeerConnected", "status": "False", "reason": "PeerNeverSeen"}
+    # The target's operator was paused before it heard the peer; S3 shows the peer is alive.
+    assert peer_heard(never, 3.0, 30, s3_read=True) == (True, "PeerConnected=False PeerNeverSeen, heartbeat 3s old")
+    assert peer_heard({"status": "True"}, None, 30, s3_read=False)[0]
+    assert peer_heard(never, 45.0, 30, s3_read=True) == (False, "PeerConnected=False PeerNeverSeen, heartbeat 45s old")
+    assert peer_heard({}, None, 30, s3_read=True) == (False, "no heartbeat in S3")
+    assert peer_heard(never, None, 30, s3_read=False) == (False, "PeerConnected=False PeerNeverSeen, S3 not given")

@@ -173,6 +173,21 @@ def test_s3_unreachable_freezes_roles_and_says_why() -> None:
     assert p.status["phase"] == "Paused"
 
 
+def test_a_store_of_three_lost_is_named_and_changes_nothing() -> None:
+    full = plan(inp("east", v=PRIMARY_READY, co=with_co(state("east", 1), stores=3)))
+    assert (cond(full, "S3Reachable")["reason"], cond(full, "S3Reachable")["message"]) == \
+        ("Reachable", "all 3 coordination stores answer")
+    lost = with_co(state("east", 1), stores=3, stores_unreachable=("site-b (connection refused)",))
+    p = plan(inp("east", drc(status=full.status), v=PRIMARY_READY, co=lost))
+    s3 = cond(p, "S3Reachable")
+    assert (s3["status"], s3["reason"]) == ("True", "MajorityReachable")
+    assert s3["message"] == ("2 of 3 coordination stores answer (unreachable: site-b (connection refused)); "
+                             "one more lost freezes roles")
+    assert cond(p, "ReadyForApplication")["status"] == "True" and p.publish == full.publish
+    five = plan(inp("east", v=PRIMARY_READY, co=with_co(lost, stores=5)))
+    assert cond(five, "S3Reachable")["message"].endswith("a majority still decides")
+
+
 def test_corrupt_dr_state_stalls_without_promotion() -> None:
     co = Coordination(error=CoordinationError("CorruptObject", "dr-state is not valid JSON", corrupt=True),
                       peer_intent=Intent("west", "Failover", "east", 1), peer_health=FRESH)

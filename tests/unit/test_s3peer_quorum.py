@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -43,7 +44,8 @@ class Sites:
             return _nothing
         clients = [MemS3Client(b, cluster, io, []) for b in self.buckets]
         self.clients[cluster] = clients
-        return QuorumDRState([ObjectStore(c, "coordination") for c in clients], cluster)
+        return QuorumDRState([ObjectStore(c, "coordination") for c in clients], cluster,
+                             names=[f"site-{i}" for i in range(len(clients))])
 
 
 def test_a_claim_is_chosen_on_every_store_and_read_back() -> None:
@@ -82,8 +84,17 @@ def test_failover_works_with_one_store_lost_and_freezes_with_two() -> None:
     assert west.transition(APP, seen, Action.FAILOVER).won
     rec = west.read_dr_state(APP)
     assert rec is not None and rec.value.primary == "west"
+    (lost,) = west.stores_unreachable()
+    assert lost.startswith("site-0 (")
+    # What one thread's read found is not what another thread's read reports.
+    other: list[list[str]] = []
+    worker = threading.Thread(target=lambda: other.append(west.stores_unreachable()))
+    worker.start()
+    worker.join()
+    assert other == [[]]
     sites.clients["west"][1].faults.down = True
-    with pytest.raises(Unreachable, match="1 of 3 coordination stores answered, a majority of 2"):
+    with pytest.raises(Unreachable, match="1 of 3 coordination stores answered, a majority of 2 is needed "
+                                          r"\(site-0: .*; site-1: "):
         west.read_dr_state(APP)
     with pytest.raises(Unreachable):
         west.transition(APP, rec, Action.FAILOVER, reclaim=True)
