@@ -77,13 +77,20 @@ class PeeringRegistry:
             coordinator = self._coordinators.get(profile)
             if quorum is not None:
                 known = self._quorums.setdefault(profile, quorum)
+                if known == () and quorum:
+                    # The pair moves from one store to a quorum (docs/protocol.md, moving to three stores).
+                    known = self._quorums[profile] = quorum
                 if known != quorum:
                     # One cluster writes one digest and heartbeat per store: two layouts cannot share it.
                     raise PeeringError(f"S3 profile {profile!r} is the coordination profile of DRPolicies with "
                                        f"different s3CoordinationQuorum ({list(known) or 'none'} and "
-                                       f"{list(quorum) or 'none'}): give each layout its own profile")
+                                       f"{list(quorum) or 'none'}): give every DRPolicy on it the same list")
                 if coordinator is not None and quorum and coordinator.quorum is None:
                     coordinator.quorum = self._register(profile, coordinator.store, quorum, keys)
+                    others = [s for s in coordinator.quorum.stores if s is not coordinator.store]
+                    for p in self._peerings.values():
+                        if p.coordinator is coordinator:
+                            p.reader.health_stores = others  # heartbeats now come from every store
             found = self._peerings.get((profile, peer))
             if found is not None:
                 return found

@@ -42,6 +42,7 @@ class Kind(StrEnum):
     HEALTH = "Health"
     DIGEST = "Digest"
     DR_ACCEPTOR = "DRStateAcceptor"
+    DR_STATE_MOVED = "DRStateMoved"
 
 
 class EnvelopeTooLarge(S3PeerError, ValueError):

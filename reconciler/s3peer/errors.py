@@ -64,6 +64,12 @@ class ConditionalWritesUnsupported(S3PeerError):
     reason = "ConditionalWritesUnsupported"
 
 
+class CoordinationMoved(S3PeerError):
+    """dr-state of the app moved into a quorum of stores, and this cluster's DRPolicy names one store."""
+
+    reason = "CoordinationMoved"
+
+
 class StoreMisconfigured(S3PeerError):
     """Credentials refused, bucket missing, or a profile that cannot be used."""
 
@@ -72,6 +78,7 @@ class StoreMisconfigured(S3PeerError):
 
 __all__ = [
     "ConditionalWritesUnsupported",
+    "CoordinationMoved",
     "CorruptObject",
     "PreconditionFailed",
     "S3PeerError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +20,7 @@ from reconciler.s3peer.drstate import (
     resolve_precondition_failed,
 )
 from reconciler.s3peer.envelope import Kind
-from reconciler.s3peer.errors import CorruptObject, PreconditionFailed, S3PeerError, Unreachable
+from reconciler.s3peer.errors import CoordinationMoved, CorruptObject, PreconditionFailed, S3PeerError, Unreachable
 from reconciler.s3peer.keys import AppKey, KeySchema
 from reconciler.s3peer.models import (
     Action,
@@ -32,6 +33,7 @@ from reconciler.s3peer.models import (
     Role,
     StorageClasses,
 )
+from reconciler.s3peer.moving import MovedMarker
 from reconciler.s3peer.quorum import QuorumDRState
 from reconciler.s3peer.store import NOT_MODIFIED, ObjectStore, StoredObject
 
@@ -159,7 +161,10 @@ class Coordinator:
         Raises Unreachable/Throttled, or CorruptObject/SignatureInvalid for an object never to act on.
         """
         if self.quorum is not None:
-            return self.quorum.read_dr_state(app)
+            acc = self.quorum.read_accepted(app)
+            if acc.nonce:
+                return acc.record()  # claimed, or removed (a tombstone): the register decides
+            return self._move_into_quorum(app, self.quorum)
         key = self.keys.dr_state(app)
         with self._lock:
             cached = self._dr_cache.get(app)
@@ -171,10 +176,67 @@ class Coordinator:
         if obj is None or obj is NOT_MODIFIED:
             return None
         assert isinstance(obj, StoredObject)
-        rec = decode_record(obj, Kind.DR_STATE, DRState.from_body, self.hmac_key)
+        found = self._decode_single(obj)
+        if isinstance(found, MovedMarker):
+            raise CoordinationMoved(found.moved_message(), key=key)
         with self._lock:
-            self._dr_cache[app] = rec
-        return rec
+            self._dr_cache[app] = found
+        return found
+
+    def _decode_single(self, obj: StoredObject) -> Record[DRState] | MovedMarker:
+        """The single-store dr-state object: a dr-state, or the marker of a move into a quorum."""
+        e = env.decode(obj.data, key=obj.key, hmac_key=self.hmac_key)
+        if e.kind == Kind.DR_STATE_MOVED:
+            return MovedMarker.from_body(e.body, obj.key)
+        if e.kind != Kind.DR_STATE:
+            raise CorruptObject(f"kind {e.kind} where {Kind.DR_STATE} was expected", key=obj.key)
+        return Record(value=DRState.from_body(e.body, obj.key), etag=obj.etag, nonce=e.nonce, writer=e.writer,
+                      written_at=e.written_at)
+
+    def _move_into_quorum(self, app: AppKey, quorum: QuorumDRState) -> Record[DRState] | None:
+        """The register is empty: move dr-state from the single store, if it is still there (moving.py)."""
+        key = self.keys.dr_state(app)
+        for _ in range(3):
+            obj = self.store.get(key, max_bytes=env.MAX_OBJECT_BYTES)
+            if obj is None or obj is NOT_MODIFIED:
+                return None  # never protected on one store
+            assert isinstance(obj, StoredObject)
+            found = self._decode_single(obj)
+            if isinstance(found, MovedMarker):
+                if found.state is None:
+                    return None  # moved before, nothing held: the register is simply empty
+                state, nonce, marker_etag = found.state, found.nonce, obj.etag
+            else:
+                state, nonce = found.value, found.nonce
+                carrying = MovedMarker(tuple(quorum.names), state, nonce)
+                data, _ = self._encode(Kind.DR_STATE_MOVED, carrying.to_body())
+                try:
+                    marker_etag = self.store.put(key, data, if_match=obj.etag)
+                except PreconditionFailed:
+                    continue  # changed on the single store meanwhile: move the newer value
+            out = quorum.seed(app, state, nonce)
+            if out.won:
+                log.info("moved dr-state (generation %d, primary %s) into the quorum of %s", state.generation,
+                         state.primary, ", ".join(quorum.names), extra={"key": f"{app.namespace}/{app.name}"})
+                emptied, _ = self._encode(Kind.DR_STATE_MOVED, MovedMarker(tuple(quorum.names)).to_body())
+                with contextlib.suppress(S3PeerError):
+                    # Best effort: a marker left holding the value only matters if the register is wiped,
+                    # and then the rollback check refuses the older generation it would bring back.
+                    self.store.put(key, emptied, if_match=marker_etag)
+            return out.current
+        raise Unreachable("dr-state kept changing on the single store while it was being moved into the quorum",
+                          key=key)
+
+    def _mark_moved(self, app: AppKey, quorum: QuorumDRState) -> Record[DRState] | None:
+        """Before a first claim in the register: the empty marker at the single-store key, so that a peer
+        configured with one store cannot claim there. A dr-state found there instead is moved and returned."""
+        key = self.keys.dr_state(app)
+        data, _ = self._encode(Kind.DR_STATE_MOVED, MovedMarker(tuple(quorum.names)).to_body())
+        try:
+            self.store.put(key, data, if_none_match_any=True)
+            return None
+        except PreconditionFailed:
+            return self._move_into_quorum(app, quorum)
 
     def _conditional_write(self, app: AppKey, state: DRState, *, if_match: str | None, nonce: str | None
                            ) -> WriteOutcome:
@@ -199,6 +261,9 @@ class Coordinator:
         `nonce` makes a retry idempotent: pass the nonce of an attempt whose outcome is unknown.
         """
         if self.quorum is not None:
+            moved = self._mark_moved(app, self.quorum)
+            if moved is not None:
+                return WriteOutcome(won=False, current=moved)
             return self.quorum.claim_initial(app, nonce=nonce)
         state = initial_state(self.cluster, env.format_time(self._now()))
         return self._conditional_write(app, state, if_match=None, nonce=nonce)

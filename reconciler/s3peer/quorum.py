@@ -189,6 +189,10 @@ class QuorumDRState:
     # -- the three calls the reconciler makes ------------------------------------------------
     def read_dr_state(self, app: AppKey) -> Record[DRState] | None:
         """The chosen dr-state; one conditional GET per store when a majority agrees."""
+        return self.read_accepted(app).record()
+
+    def read_accepted(self, app: AppKey) -> Accepted:
+        """The chosen value: EMPTY (nonce "") for a register never written, a tombstone has a nonce."""
         seen = self._read_all(app)
         groups: dict[tuple[Ballot, str], int] = {}
         for st in seen.values():
@@ -197,9 +201,14 @@ class QuorumDRState:
         for (ballot, nonce), count in groups.items():
             if count >= self.majority:
                 return next(st.accepted for st in seen.values()
-                            if (st.accepted.ballot, st.accepted.nonce) == (ballot, nonce)).record()
+                            if (st.accepted.ballot, st.accepted.nonce) == (ballot, nonce))
         # No majority holds one value: a write is in flight or was cut short. Finish it.
-        return self._change(app, lambda cur: cur).record()
+        return self._change(app, lambda cur: cur)
+
+    def seed(self, app: AppKey, state: DRState, nonce: str) -> WriteOutcome:
+        """Write a value moved from a single store into the empty register, keeping its nonce: two
+        clusters moving the same value both succeed, a register already written keeps its value."""
+        return self._cas(app, None, state, nonce)
 
     def claim_initial(self, app: AppKey, *, nonce: str | None = None) -> WriteOutcome:
         state = initial_state(self.cluster, env.format_time(self._now()))

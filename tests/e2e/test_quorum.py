@@ -91,18 +91,22 @@ def s3_reachable(pair: DRPair, cluster: str) -> dict[str, str]:
     return harness.condition(pair.drc(cluster), "S3Reachable")
 
 
+def wait_all_stores(pair: DRPair, what: str) -> None:
+    for c in ("east", "west"):
+        pair.wait(lambda: s3_reachable(pair, c).get("message") == "all 3 coordination stores answer",  # noqa: B023
+                  f"{c} {what}")
+
+
 @pytest.mark.parametrize("lost", [0, 1, 2], ids=LOST_IDS)
 def test_steady_state_with_one_store_lost_keeps_roles_and_names_the_store(quorum_pair: DRPair, lost: int) -> None:
     pair = quorum_pair
     pair.protect_on_east()
-    for c in ("east", "west"):
-        pair.wait(lambda c=c: s3_reachable(pair, c).get("message") == "all 3 coordination stores answer",
-                  f"{c} reads all three stores")
+    wait_all_stores(pair, "reads all three stores")
     pair.env.stop(store_names(pair.env)[lost])
     profile = profile_names()[lost]
     for c in ("east", "west"):
-        pair.wait(lambda c=c: s3_reachable(pair, c).get("reason") == "MajorityReachable"
-                  and f"(unreachable: {profile} (" in s3_reachable(pair, c).get("message", ""),
+        pair.wait(lambda: s3_reachable(pair, c).get("reason") == "MajorityReachable"  # noqa: B023
+                  and f"(unreachable: {profile} (" in s3_reachable(pair, c).get("message", ""),  # noqa: B023
                   f"{c} names {profile} as unreachable")
         assert "2 of 3 coordination stores answer" in s3_reachable(pair, c)["message"]
     if lost == 0:
@@ -114,9 +118,7 @@ def test_steady_state_with_one_store_lost_keeps_roles_and_names_the_store(quorum
         assert (pair.vrg("east") or {})["spec"]["replicationState"] == "primary"
         time.sleep(0.5)
     pair.env.start(store_names(pair.env)[lost])
-    for c in ("east", "west"):
-        pair.wait(lambda c=c: s3_reachable(pair, c).get("message") == "all 3 coordination stores answer",
-                  f"{c} reads all three stores again")
+    wait_all_stores(pair, "reads all three stores again")
     assert pair.primary_ready("east", 1)
 
 

@@ -427,8 +427,9 @@ INVALID_UPDATES: list[tuple[str, dict[str, Any], str]] = [
     ("drpolicy", {"spec": {"schedulingInterval": "10m"}}, "spec.schedulingInterval is immutable"),
     ("drpolicy", {"spec": {"s3CoordinationProfile": "other"}}, "spec.s3CoordinationProfile is immutable"),
     ("drpolicy", {"spec": {"replicationClassSelector": None}}, "spec.replicationClassSelector is immutable"),
-    ("drpolicy", {"spec": {"s3CoordinationQuorum": ["s3-profile-shared", "b", "c"]}},
-     "spec.s3CoordinationQuorum is immutable"),
+    ("drpolicy-quorum", {"spec": {"s3CoordinationQuorum": ["s3-profile-witness", "b", "c"]}},
+     "spec.s3CoordinationQuorum is immutable once set"),
+    ("drpolicy-quorum", {"spec": {"s3CoordinationQuorum": None}}, "spec.s3CoordinationQuorum cannot be removed"),
     ("drcontrol", {"spec": {"drPolicyRef": {"name": "other"}}}, "spec.drPolicyRef is immutable"),
     ("drcontrol", {"spec": {"vrgSpec": {"replicationType": "sync"}}}, "spec.vrgSpec.replicationType is immutable"),
     ("drcluster-east", {"spec": {"clusterName": "north"}}, "spec.clusterName is immutable"),
@@ -447,6 +448,19 @@ def test_immutable_field_change_is_rejected(
         east_objects.patch(obj["kind"], obj["metadata"]["name"], patch)
     assert err.value.status == 422
     assert message in api_message(err.value)
+
+
+def test_a_quorum_can_be_added_to_a_policy_on_one_store(east_objects: Objects) -> None:
+    """Moving a pair from one store to three: the one change of the quorum the schema lets through."""
+    obj = sample("drpolicy")
+    east_objects.create(obj)
+    quorum = ["s3-profile-shared", "s3-profile-east", "s3-profile-west"]
+    out = east_objects.patch("DRPolicy", obj["metadata"]["name"], {"spec": {"s3CoordinationQuorum": quorum}})
+    assert out["spec"]["s3CoordinationQuorum"] == quorum
+    with pytest.raises(ApiException) as err:
+        east_objects.patch("DRPolicy", obj["metadata"]["name"],
+                           {"spec": {"s3CoordinationQuorum": ["s3-profile-east", "b", "c"]}})
+    assert "must include spec.s3CoordinationProfile" in api_message(err.value)
 
 
 def test_action_and_target_can_be_set_together(east_objects: Objects) -> None:

@@ -53,6 +53,13 @@ def decode_state(data: bytes | None) -> DRState | None:
         return None
 
 
+def _is_marker(data: bytes) -> bool:
+    try:
+        return decode(data).kind == Kind.DR_STATE_MOVED
+    except CorruptObject:
+        return False
+
+
 def _acceptor(data: bytes | None) -> AcceptorState | None:
     if data is None:
         return None
@@ -147,14 +154,26 @@ class Checker:
         self.world.trace.append(f"  VIOLATION {invariant}: {message}")
 
     # -- third-party writes to the bucket ----------------------------------------------------
-    def current_state(self) -> DRState | None:
-        """The stored dr-state: the object, or with a quorum the value a majority holds (the last
-        one chosen while a write is in flight)."""
+    def _register_used(self) -> bool:
+        """dr-state lives in the quorum register: from the start, or once a move into it began."""
         w = self.world
         if w.variant.quorum:
+            return True
+        if not w.variant.migrate:
+            return False
+        chosen = quorum_chosen(w.buckets)
+        return chosen is None or chosen[0] != ""
+
+    def current_state(self) -> DRState | None:
+        """The stored dr-state: the object, or with a quorum the value a majority holds (the last
+        one chosen while a write is in flight, or while the single store's is being moved)."""
+        w = self.world
+        if self._register_used():
             chosen = quorum_chosen(w.buckets)
             return chosen[1] if chosen is not None else self._last_current
         stored = w.bucket.objects.get(DR_STATE_KEY)
+        if stored and w.variant.migrate and _is_marker(stored[0]):
+            return self._last_current  # marked as moving, not yet in the register
         return decode_state(stored[0]) if stored else None
 
     def _tamper_acceptor(self, kind: str) -> None:
@@ -246,22 +265,23 @@ class Checker:
     # -- the checks --------------------------------------------------------------------------
     def _cut_off(self, c: str) -> bool:
         """`c` reaches fewer than a majority of the stores dr-state lives in (one, without a quorum)."""
-        stores = self.world.nodes[c].stores
+        node = self.world.nodes[c]
+        stores = node.stores if node.quorum else node.stores[:1]
         reachable = sum(1 for client in stores if not client.faults.down and not client.bucket.down)
         return reachable <= len(stores) // 2
 
     def _new_states(self) -> list[tuple[str, bool, DRState | None]]:
         """dr-state values stored since the last check, by whom: (writer, deleted, state)."""
         w = self.world
-        if w.variant.quorum:
-            chosen = quorum_chosen(w.buckets)
-            if chosen is None or chosen[0] == self._chosen_nonce:
-                return []
-            self._chosen_nonce = chosen[0]
-            if chosen[0] == "":
-                return []
-            return [(chosen[2], chosen[1] is None, chosen[1])]
         out: list[tuple[str, bool, DRState | None]] = []
+        if w.variant.quorum or w.variant.migrate:
+            chosen = quorum_chosen(w.buckets)
+            if chosen is not None and chosen[0] not in (self._chosen_nonce, ""):
+                self._chosen_nonce = chosen[0]
+                out.append((chosen[2], chosen[1] is None, chosen[1]))
+            if w.variant.quorum:
+                return out
+        # The single store's history (before a move; a move's marker holds no dr-state of its own).
         hist = w.bucket.history
         for ver in hist[self._seen:]:
             if ver.key != DR_STATE_KEY or ver.writer in ("tamper", "repair"):

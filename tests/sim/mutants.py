@@ -16,6 +16,7 @@ from reconciler.kube.patch import replacing
 from reconciler.plan import drcontrol as planner_mod
 from reconciler.plan.inputs import SECONDARY, VRGView
 from reconciler.s3peer import S3PeerError
+from reconciler.s3peer.peer import Coordinator
 
 
 def _promote_without_cas(self: Any, ds: Any, act: Any, why: str) -> Any:
@@ -54,6 +55,18 @@ def _status_last(self: Any, drc: Any, app: Any, p: Any, peering: Any, vrg_live: 
     return Result(requeue_after=p.requeue_after)
 
 
+def _move_without_marker(self: Any, app: Any, quorum: Any) -> Any:
+    # Copies dr-state into the register but leaves the single-store object as it was: a peer
+    # still configured with one store goes on deciding there.
+    rec = self.store.get(self.keys.dr_state(app))
+    if rec is None:
+        return None
+    found = self._decode_single(rec)
+    if not hasattr(found, "value"):
+        return None
+    return quorum.seed(app, found.value, found.nonce).current
+
+
 # name -> (owner, attribute, replacement, the invariant that must catch it)
 MUTANTS: dict[str, tuple[Any, str, Any, str]] = {
     "promote-without-cas": (planner_mod._Planner, "_take_over", _promote_without_cas, "I3"),
@@ -61,6 +74,7 @@ MUTANTS: dict[str, tuple[Any, str, Any, str]] = {
     "release-before-demoted": (VRGView, "ready_as_secondary", property(_release_before_demoted), "I2"),
     "demote-on-outage": (planner_mod._Planner, "_freeze", _demote_on_outage, "I3"),
     "status-last": (controller_mod.DRControlController, "_apply", _status_last, "I5"),
+    "move-without-marker": (Coordinator, "_move_into_quorum", _move_without_marker, "I3"),
 }
 
 

@@ -170,4 +170,10 @@ SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
     "cleared-action-ends": (Variant(preferred="west"), [
         ("user", "west", "Relocate", "east"), ("reconcile", "west"), ("user", "west", "Relocate", "west"),
     ], "I4"),
+    # Moving to three stores, one DRPolicy at a time: the peer still on one store must not fail
+    # over there once the value moved (mutant move-without-marker: I3).
+    "move-while-the-peer-names-one-store": (Variant(preferred="east", migrate=True), [
+        *rounds(), ("migrate", "east"), *rounds(1), ("user", "west", "Failover", "west"), ("crash", "east"),
+        *[e for e in rounds(3) if e[1:2] != ("east",)],
+    ], "I3"),
 }

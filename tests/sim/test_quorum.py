@@ -70,3 +70,45 @@ def test_one_store_restored_from_an_old_backup_is_outvoted() -> None:
     st = (w.drcontrol("east") or {}).get("status") or {}
     assert _cond(w.drcontrol("east"), "Stalled") != "True"
     assert st.get("currentPrimary") == "west" and vrg_state(w, "west") == "primary"
+
+
+# -- moving a pair from one store to three ------------------------------------------------------
+MOVING = Variant(preferred="east", migrate=True)
+
+
+def reason(w: World, c: str, ctype: str) -> str:
+    st = (w.drcontrol(c) or {}).get("status") or {}
+    return next((str(x.get("reason")) for x in st.get("conditions", []) if x["type"] == ctype), "")
+
+
+def test_a_move_started_on_one_cluster_freezes_the_other_until_its_policy_follows() -> None:
+    w = run([*rounds(), ("migrate", "east"), *rounds(1), ("user", "west", "Failover", "west"), *rounds(2)],
+            MOVING)
+    # West still names one store: it reads the marker, freezes, and its failover waits.
+    assert reason(w, "west", "S3Reachable") == "CoordinationMoved"
+    assert vrg_state(w, "west") == "secondary" and vrg_state(w, "east") == "primary"
+    w.run([("migrate", "west"), *rounds(4)])
+    assert not w.checker.violations, w.checker.violations
+    st = (w.drcontrol("west") or {}).get("status") or {}
+    assert (st.get("generation"), st.get("currentPrimary")) == (2, "west") and vrg_state(w, "west") == "primary"
+    assert reason(w, "west", "S3Reachable") == "Reachable"
+
+
+def test_a_mover_killed_between_the_marker_and_the_register_is_finished_by_the_peer() -> None:
+    w = run([*rounds(), ("migrate", "east"), ("migrate", "west"), ("arm", "east", 1, "after", "PUT ns/app/dr-state"),
+             ("reconcile", "east"), *[e for e in rounds(2) if e[1:2] != ("east",)]], MOVING)
+    assert w.nodes["east"].controller is None  # killed after the marker
+    st = (w.drcontrol("west") or {}).get("status") or {}
+    assert (st.get("generation"), st.get("currentPrimary")) == (1, "east")
+    w.run([("restart", "east"), *rounds(3)])
+    w.settle()
+    assert not w.checker.violations, w.checker.violations
+    assert vrg_state(w, "east") == "primary"
+
+
+def test_after_the_move_a_failover_needs_only_two_of_the_three_stores() -> None:
+    w = run([*rounds(), ("migrate", "west"), ("migrate", "east"), *rounds(2), ("crash", "east"),
+             ("store", 0, "down"), ("s3", "east", "down"), ("user", "west", "Failover", "west"),
+             *[e for e in rounds(4) if e[1:2] != ("east",)]], MOVING)
+    assert vrg_state(w, "west") == "primary"
+    assert _cond(w.drcontrol("west"), "ReadyForApplication") == "True"

@@ -61,6 +61,8 @@ class Variant:
     volsync: bool = False
     auto_failover: bool = False
     quorum: bool = False  # dr-state over three stores (docs/protocol.md, three coordination stores)
+    # One store at first; ("migrate", c) adds the quorum to c's DRPolicy (docs/protocol.md, moving).
+    migrate: bool = False
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Node:
     client: MemKubeClient
     cache: MemCache
     stores: list[MemS3Client] = field(default_factory=list)  # onto every store, s3 first
+    quorum: bool = False  # its DRPolicy names the quorum
     controller: DRControlController | None = None
     heartbeat_ok: bool = False
     armed: ArmedCrash | None = None
@@ -95,7 +98,8 @@ class World:
     trace: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.buckets = [MemBucket() for _ in (QUORUM_PROFILES if self.variant.quorum else (PROFILE,))]
+        three = self.variant.quorum or self.variant.migrate
+        self.buckets = [MemBucket() for _ in (QUORUM_PROFILES if three else (PROFILE,))]
         self.bucket = self.buckets[0]
         self.late: list[Callable[[], None]] = []
         self.nodes: dict[str, Node] = {}
@@ -105,7 +109,7 @@ class World:
             client = MemKubeClient(server, self._io_hook(c), self.now)
             self._seed_objects(server, c)
             cache = MemCache(server, [DRCONTROL, VRG, DRPOLICY, DRCLUSTER, NETWORKFENCE])
-            self.nodes[c] = Node(c, server, stores[0], client, cache, stores=stores)
+            self.nodes[c] = Node(c, server, stores[0], client, cache, stores=stores, quorum=self.variant.quorum)
             self.start(c)
         self.checker = Checker(self)
 
@@ -230,6 +234,9 @@ class World:
         if kind == "vrg":
             vrg_step(node.server, self.now())
             return
+        if kind == "migrate":
+            self.migrate(c)
+            return
         if kind == "vrg_degrade":
             vrg_degrade(node.server)
             return
@@ -288,6 +295,17 @@ class World:
                 with contextlib.suppress(S3PeerError):
                     peering.reader.poll()
 
+    def migrate(self, c: str) -> None:
+        """The user adds the quorum to `c`'s DRPolicy (one cluster at a time, as in a real move)."""
+        node = self.nodes[c]
+        if not self.variant.migrate or node.quorum:
+            return
+        pol = node.server.get(DRPOLICY, "pol", None)
+        assert pol is not None
+        pol["spec"]["s3CoordinationQuorum"] = list(QUORUM_PROFILES)
+        node.server.write(DRPOLICY, pol, None)
+        node.quorum = True
+
     def _user(self, node: Node, action: str, target: str) -> None:
         """A user edits the DRControl on one cluster (the API server, not the operator, takes it)."""
         drc = node.server.get(DRCONTROL, APP, NS)
@@ -314,6 +332,7 @@ class World:
             node.armed = None
             if node.controller is None:
                 self.start(node.name)
+            self.migrate(node.name)  # a move started is finished: both DRPolicies name the quorum
         stable = 0
         for _ in range(max_rounds):
             for c in CLUSTERS:
@@ -354,12 +373,16 @@ IO_POINTS = ["PATCH VolumeReplicationGroup", "CREATE VolumeReplicationGroup", "P
 FAULTS = ["lose_next", "timeout_next_write", "ambiguous_next_cas", "late_next_write"]
 
 
-def generate(rng: random.Random, length: int, *, tamper: bool = True, stores: int = 1) -> list[Event]:
+def generate(rng: random.Random, length: int, *, tamper: bool = True, stores: int = 1,
+             migrate: bool = False) -> list[Event]:
     """A random schedule: mostly ordinary work, with faults and user actions mixed in."""
     events: list[Event] = []
     for _ in range(length):
         c = rng.choice(CLUSTERS)
         r = rng.random()
+        if migrate and r < 0.04:
+            events.append(("migrate", c))
+            continue
         if stores > 1 and r < 0.06:
             # Losing a store (a site's bucket, or the witness) and getting it back.
             if rng.random() < 0.5:
@@ -411,7 +434,8 @@ def variant_for(rng: random.Random, quorum: bool | None = None) -> Variant:
     """A random variant; `quorum` True or False fixes that choice (the other draws stay the same)."""
     v = Variant(preferred=rng.choice(CLUSTERS), volsync=rng.random() < 0.5, auto_failover=rng.random() < 0.3,
                 quorum=rng.random() < 0.3)
-    return v if quorum is None else dataclasses.replace(v, quorum=quorum)
+    v.migrate = not v.quorum and rng.random() < 0.2
+    return v if quorum is None else dataclasses.replace(v, quorum=quorum, migrate=False)
 
 
 @dataclass
@@ -428,7 +452,9 @@ def run_schedule(seed: int, events: list[Event] | None = None, variant: Variant 
     """One schedule from its seed (`quorum` True: always the three-store variant)."""
     rng = random.Random(seed)
     variant = variant or variant_for(rng, quorum)
-    events = events if events is not None else generate(rng, length, stores=3 if variant.quorum else 1)
+    events = events if events is not None else generate(
+        rng, length, stores=3 if variant.quorum or variant.migrate else 1, tamper=not variant.migrate,
+        migrate=variant.migrate)
     logging.getLogger("reconciler").setLevel(logging.CRITICAL)
     with mutants.mutant(mutant):
         world = World(seed, variant)
