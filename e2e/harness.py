@@ -58,7 +58,8 @@ VOLSYNC_SEED_SECRET = "volsync-seed"
 def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", scheduling_interval: str = "1m",
                       auto_failover_after: str | None = None, peer_kubeconfigs: dict[str, Path] | None = None,
                       hmac_key: bytes | None = None, test_crds: bool = True,
-                      quorum: list[dict[str, str]] | None = None, volsync_seed: bytes | None = None) -> None:
+                      quorum: list[dict[str, str]] | None = None, volsync_seed: bytes | None = None,
+                      policy_quorum: bool = True) -> None:
     """CRDs, the operator's namespace, S3 Secret and ConfigMap, both DRClusters and the DRPolicy.
 
     `test_crds` False leaves out the test-only VRG and NetworkFence CRDs: beside Ramen's real
@@ -67,7 +68,9 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
     `peer_kubeconfigs` (cluster name -> kubeconfig) gives those DRClusters a peerEndpoint, with the
     kubeconfig in a Secret, so this cluster's operator can nudge theirs. `hmac_key` makes the
     operator sign every coordination object and refuse unsigned ones. `quorum` (two more S3
-    servers) replicates dr-state over `s3` and them (DRPolicy spec.s3CoordinationQuorum).
+    servers) replicates dr-state over `s3` and them (DRPolicy spec.s3CoordinationQuorum); with
+    `policy_quorum` False their profiles are configured but the DRPolicy names one store (a pair
+    about to move to three).
     `volsync_seed` is the Secret each app's VolSync PSK is derived from (the same on both clusters).
     """
     install_crds(c.api, OUR_CRDS + (EXTERNAL_CRDS if test_crds else []))
@@ -125,10 +128,14 @@ def configure_cluster(c: Cluster, s3: dict[str, str], key_prefix: str = "", sche
     pol["spec"]["schedulingInterval"] = scheduling_interval
     if auto_failover_after:
         pol["spec"]["autoFailover"] = {"enabled": True, "after": auto_failover_after}
-    if quorum:
-        pol["spec"]["s3CoordinationQuorum"] = [pol["spec"]["s3CoordinationProfile"],
-                                               *QUORUM_PROFILES[:len(quorum)]]
+    if quorum and policy_quorum:
+        pol["spec"]["s3CoordinationQuorum"] = quorum_profiles(len(quorum) + 1)
     _apply_cluster_scoped(c, "drpolicies", pol)
+
+
+def quorum_profiles(n: int = 3) -> list[str]:
+    """The s3CoordinationQuorum of the tests' DRPolicy: the shared profile and the extra servers'."""
+    return [PROFILE, *QUORUM_PROFILES[:n - 1]]
 
 
 def _peer_endpoint(c: Cluster, peer: str, kubeconfig: Path) -> dict[str, Any]:

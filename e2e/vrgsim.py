@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubernetes import config
+from kubernetes import config, watch
 from kubernetes.client import CustomObjectsApi
 from kubernetes.client.rest import ApiException
 
@@ -105,6 +105,10 @@ def desired_status(vrg: dict[str, Any], now: str, uploaded: bool = True) -> dict
     return status
 
 
+def _key(vrg: dict[str, Any]) -> tuple[str, str]:
+    return vrg["metadata"]["namespace"], vrg["metadata"]["name"]
+
+
 class Simulator:
     def __init__(self, api: CustomObjectsApi, cluster: str, s3: Any, bucket: str, key_prefix: str,
                  delay: float, timeline: Path | None) -> None:
@@ -112,6 +116,10 @@ class Simulator:
         self.key_prefix, self.delay, self.timeline = key_prefix, delay, timeline
         self.seen: dict[tuple[str, str], Seen] = {}
         self.stop = threading.Event()
+        # The VRGs as a watch delivers them (a LIST several times a second would load the API server
+        # and this process with every VRG however few change); None until the first LIST.
+        self._vrgs: dict[tuple[str, str], dict[str, Any]] | None = None
+        self._lock = threading.Lock()
 
     def record(self, event: str, vrg: dict[str, Any], **extra: Any) -> None:
         if self.timeline is None:
@@ -135,8 +143,44 @@ class Simulator:
         for key, body in objects.items():
             self.s3.put_object(Bucket=self.bucket, Key=base + key, Body=gzip.compress(json.dumps(body).encode()))
 
+    def watch(self) -> None:
+        """Keep `_vrgs` current: LIST, then WATCH from its resourceVersion; LIST again after any error."""
+        while not self.stop.is_set():
+            try:
+                listed = self.api.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+                with self._lock:
+                    self._vrgs = {_key(v): v for v in listed["items"]}
+                stream = watch.Watch()
+                for ev in stream.stream(self.api.list_cluster_custom_object, GROUP, VERSION, PLURAL,
+                                        resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=30):
+                    obj = ev["object"]
+                    if ev["type"] == "ERROR":
+                        break  # e.g. 410 Gone: the resourceVersion expired, LIST again
+                    with self._lock:
+                        if ev["type"] == "DELETED":
+                            (self._vrgs or {}).pop(_key(obj), None)
+                        elif self._vrgs is not None:
+                            self._vrgs[_key(obj)] = obj
+                    if self.stop.is_set():
+                        stream.stop()
+            except Exception as e:  # an API outage: keep trying
+                log.warning("watch failed: %s", e)
+                self.stop.wait(1.0)
+
+    def _snapshot(self) -> list[dict[str, Any]] | None:
+        with self._lock:
+            return None if self._vrgs is None else list(self._vrgs.values())
+
+    def _seen_patched(self, obj: dict[str, Any]) -> None:
+        """What a status patch returned, so the next step does not act on the older copy again."""
+        with self._lock:
+            if self._vrgs is not None:
+                self._vrgs[_key(obj)] = obj
+
     def step(self) -> None:
-        items = self.api.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+        items = self._snapshot()
+        if items is None:
+            return
         live_keys = set()
         for vrg in items:
             key = (vrg["metadata"]["namespace"], vrg["metadata"]["name"])
@@ -163,8 +207,8 @@ class Simulator:
                     log.warning("upload failed: %s", e)
                     status = desired_status(vrg, _now(), uploaded=False)
             try:
-                self.api.patch_namespaced_custom_object_status(
-                    GROUP, VERSION, key[0], PLURAL, key[1], {"status": status})
+                self._seen_patched(self.api.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, key[0], PLURAL, key[1], {"status": status}))
             except ApiException as e:
                 if e.status in (404, 409):
                     continue
@@ -187,6 +231,7 @@ class Simulator:
                     raise
 
     def run(self, interval: float = 0.2) -> None:
+        threading.Thread(target=self.watch, name="watch", daemon=True).start()
         while not self.stop.is_set():
             try:
                 self.step()

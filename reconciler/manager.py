@@ -79,6 +79,7 @@ class Manager:
         self.config = config
         self.metrics = metrics or Metrics()
         self.client = KubeClient(api_client)
+        self.metrics.count_kube_requests(self.client.stats)
         self.cache = Cache(self.client, resync_period=options.resync_period)
         self.applier = Applier(self.client)
         self.events = EventRecorder(self.client, "ramen-operator", host=options.cluster_name)
@@ -89,6 +90,8 @@ class Manager:
         self._last_heartbeat_ok = False
         # The peer staleness each poll last saw: a flip (either way) re-reconciles every app.
         self._peer_stale: dict[str, bool] = {}
+        # Peers whose last poll failed: the flip (either way) re-reconciles every app, not every failure.
+        self._poll_failed: set[str] = set()
         self._rotation = 0  # where the rotating dr-state check continues
         hmac_key = self._secret_value(config.hmac_secret.namespace, config.hmac_secret.name, "hmacKey") \
             if config.hmac_secret else None
@@ -240,9 +243,14 @@ class Manager:
                 snap = peering.reader.poll()
             except S3PeerError as e:
                 log.warning("peer poll of %s failed: %s", peering.peer, e)
-                for key in self.drcontrol.keys_for_all():
-                    queue.add(key)
+                if peering.peer not in self._poll_failed:
+                    self._poll_failed.add(peering.peer)
+                    for key in self.drcontrol.keys_for_all():
+                        queue.add(key)
                 continue
+            if peering.peer in self._poll_failed:
+                self._poll_failed.discard(peering.peer)
+                was_stale = None  # back: every app looks again, as after a staleness flip
             self.metrics.heartbeat_age.labels(peering.peer).set(snap.health.unchanged_for)
             self._peer_stale[peering.peer] = snap.health.stale
             self.metrics.peer_stale.labels(peering.peer).set(1 if snap.health.stale else 0)

@@ -10,8 +10,38 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from reconciler.kube import Result
+from reconciler.kube.client import RequestStats
+
+# The last segment(s) of each coordination key (reconciler/s3peer/keys.py), in the order to test them.
+_OBJECT_KINDS = (("dr-state-acceptor", "dr-state-acceptor"), ("/dr-state", "dr-state"), ("/dr-intent/", "dr-intent"),
+                 ("/cluster-status/", "cluster-status"), ("/digest", "digest"), ("/health", "health"),
+                 ("/storage-classes", "storage-classes"))
+
+
+def object_kind(key: str) -> str:
+    """Which kind of coordination object an S3 key names (a small, fixed set of label values)."""
+    for marker, kind in _OBJECT_KINDS:
+        if marker in key:
+            return kind
+    return "other"
+
+
+class _KubeRequests(Collector):
+    def __init__(self, stats: RequestStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Any:
+        by_verb: dict[str, int] = {}
+        for (_origin, verb), n in self.stats.snapshot().items():
+            by_verb[verb] = by_verb.get(verb, 0) + n
+        family = CounterMetricFamily("ramen_p2p_kube_requests", "API server requests by verb", labels=["verb"])
+        for verb, n in sorted(by_verb.items()):
+            family.add_metric([verb], n)
+        yield family
 
 
 class Metrics:
@@ -24,6 +54,9 @@ class Metrics:
                                            ["controller"], registry=r)
         self.s3_requests = Counter("ramen_p2p_s3_requests_total", "S3 requests by operation and result",
                                    ["operation", "result"], registry=r)
+        self.s3_object_requests = Counter("ramen_p2p_s3_object_requests_total",
+                                          "S3 requests by operation and kind of coordination object",
+                                          ["operation", "object"], registry=r)
         self.s3_seconds = Histogram("ramen_p2p_s3_request_duration_seconds", "S3 request latency",
                                     ["operation"], registry=r)
         self.heartbeat_age = Gauge("ramen_p2p_peer_heartbeat_age_seconds",
@@ -55,6 +88,7 @@ class Metrics:
         # The label values exported per DRControl, so a change (or a deletion) removes the old series.
         self._series: dict[tuple[str, str], dict[Gauge, set[tuple[str, ...]]]] = {}
         self._series_lock = threading.Lock()
+        self._kube_requests: _KubeRequests | None = None
 
     def timed(self, controller: str, fn: Callable[[str], Result | None]) -> Callable[[str], Result | None]:
         """Wrap a reconcile function to count and time it."""
@@ -78,6 +112,10 @@ class Metrics:
         # A boto3 client sends one request at a time per thread: a thread-local start time suffices.
         local = threading.local()
 
+        def params(params: Any = None, **_: Any) -> None:
+            key = params.get("Key") or params.get("Prefix") if isinstance(params, dict) else None
+            local.object = object_kind(key if isinstance(key, str) else "")
+
         def before(**_: Any) -> None:
             local.t0 = time.monotonic()
 
@@ -89,11 +127,20 @@ class Metrics:
                 local.t0 = None
             status = getattr(http_response, "status_code", 0) if http_response is not None else 0
             self.s3_requests.labels(op, "ok" if 200 <= status < 400 else f"http_{status or 'error'}").inc()
+            self.s3_object_requests.labels(op, getattr(local, "object", "other")).inc()
 
         events = client.meta.events
+        events.register("before-parameter-build.s3", params)
         events.register("before-send.s3", before)
         events.register("after-call.s3", after)
         events.register("after-call-error.s3", lambda **kw: after(None))
+
+    def count_kube_requests(self, stats: RequestStats) -> None:
+        """Export the API client's request counts (ramen_p2p_kube_requests_total by verb)."""
+        if self._kube_requests is None:
+            self._kube_requests = _KubeRequests(stats)
+            self.registry.register(self._kube_requests)
+        self._kube_requests.stats = stats  # a later Manager on the same metrics counts its own client
 
     def observe_drcontrol(self, namespace: str, name: str, cluster: str, status: dict[str, Any]) -> None:
         gen = status.get("generation")

@@ -38,7 +38,7 @@ from reconciler.cli.common import (
 from reconciler.cli.common import resolve_s3 as _resolve_s3
 from reconciler.cli.status import CachedReader, _age
 from reconciler.durations import parse_duration
-from reconciler.s3peer import AppKey, Digest, DRState, Health, Kind, S3PeerError
+from reconciler.s3peer import AppKey, Digest, Health, Kind, S3PeerError
 
 EPILOG = """\
 examples:
@@ -76,10 +76,14 @@ def peer_heard(connected: Mapping[str, Any], heartbeat_age: float | None, stale_
                s3_read: bool) -> tuple[bool, str]:
     """Whether the peer's operator is alive, and the evidence in words.
 
-    Either witness suffices: the target's PeerConnected (old when the target's operator is paused)
-    or a heartbeat just read from S3 that is younger than `stale_after`.
+    The target's PeerConnected decides when it has a verdict: its operator judges with the
+    staleAfter it is configured with. Without one (no DRControl status yet, or PeerNeverSeen
+    because that operator was paused before it heard the peer) a heartbeat just read from S3
+    that is younger than `stale_after` is the evidence.
     """
-    alive = connected.get("status") == "True" or (heartbeat_age is not None and heartbeat_age < stale_after)
+    verdict = bool(connected) and connected.get("reason") != "PeerNeverSeen"
+    fresh = heartbeat_age is not None and heartbeat_age < stale_after
+    alive = connected.get("status") == "True" if verdict else fresh
     seen = [f"PeerConnected={connected.get('status')} {connected.get('reason', '')}".strip()] if connected else []
     seen.append(f"heartbeat {int(heartbeat_age)}s old" if heartbeat_age is not None
                 else "no heartbeat in S3" if s3_read else "S3 not given")
@@ -169,9 +173,9 @@ def observe_s3(reader: CachedReader | None, target: S3Target | None, app: AppKey
 
     now = datetime.now(UTC)
     try:
-        ds = reader.get(target.keys.dr_state(app), Kind.DR_STATE, DRState.from_body)
+        ds, _ = reader.dr_state(app)
         if ds is not None:
-            o.primary, o.generation = ds.value.primary, ds.value.generation
+            o.primary, o.generation = ds.primary, ds.generation
         for c in clusters:
             d = reader.get(target.keys.digest(c), Kind.DIGEST, Digest.from_body)
             e = d.value.apps.get(app) if d else None

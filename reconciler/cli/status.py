@@ -37,6 +37,7 @@ from reconciler.cli.common import (
 )
 from reconciler.s3peer import (
     AppKey,
+    CorruptObject,
     Digest,
     DRState,
     Health,
@@ -46,6 +47,7 @@ from reconciler.s3peer import (
     StoredObject,
 )
 from reconciler.s3peer import envelope as env
+from reconciler.s3peer.moving import MovedMarker
 from reconciler.s3peer.peer import decode_record
 from reconciler.s3peer.quorum import AcceptorState
 from reconciler.s3peer.store import NOT_MODIFIED
@@ -104,6 +106,23 @@ class CachedReader:
         rec = decode_record(obj, kind, parse, self.target.hmac_key)
         self._held[key] = (obj.etag, rec)
         return rec
+
+    def dr_state(self, app: AppKey) -> tuple[DRState | None, bool]:
+        """dr-state as this store holds it, and whether it came from the store's quorum acceptor: the
+        single-store object, or, when that is absent or the marker of a move into a quorum (which
+        is how a quorum app's looks), this store's acceptor (which may lag the majority)."""
+        key = self.target.keys.dr_state(app)
+        try:
+            rec = self.get(key, Kind.DR_STATE, DRState.from_body)
+        except CorruptObject:
+            self.get(key, Kind.DR_STATE_MOVED, MovedMarker.from_body)  # raises if it is not that either
+            rec = None
+        if rec is not None:
+            return rec.value, False
+        acc = self.get(self.target.keys.dr_state_acceptor(app), Kind.DR_ACCEPTOR, AcceptorState.from_body)
+        if acc is not None and acc.value.accepted.state is not None:
+            return acc.value.accepted.state, True
+        return None, False
 
 
 # -- the model --------------------------------------------------------------------
@@ -331,15 +350,9 @@ class Collector:
             return av
         if self.reader is not None and self.target is not None:
             try:
-                rec = self.reader.get(self.target.keys.dr_state(app), Kind.DR_STATE, DRState.from_body)
-                if rec is not None:
-                    av.primary, av.generation = rec.value.primary, rec.value.generation
-                else:
-                    acc = self.reader.get(self.target.keys.dr_state_acceptor(app), Kind.DR_ACCEPTOR,
-                                          AcceptorState.from_body)
-                    if acc is not None and acc.value.accepted.state is not None:
-                        state = acc.value.accepted.state
-                        av.primary, av.generation, av.from_acceptor = state.primary, state.generation, True
+                state, av.from_acceptor = self.reader.dr_state(app)
+                if state is not None:
+                    av.primary, av.generation = state.primary, state.generation
             except S3PeerError as e:
                 av.dr_state_error = s3_error_text(e)
         for n in names:

@@ -8,14 +8,16 @@ raised, so an event can never fail a reconcile.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from reconciler.kube.client import KubeClient
 from reconciler.kube.errors import ApiError
@@ -31,7 +33,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-STRIPES = 64
 
 
 @dataclass
@@ -60,9 +61,10 @@ class EventRecorder:
         self.max_tracked = max_tracked
         self._clock = clock
         self._lock = threading.Lock()  # guards _seen only, never held across an API call
-        # The API calls of one event (create, then bumps) are serialised by a lock striped on its
-        # key, so workers recording different events never wait on each other's requests.
-        self._stripes = [threading.Lock() for _ in range(STRIPES)]
+        # The API calls of one event (create, then bumps) are serialised by a lock of its own key,
+        # held only while some worker records that event, so workers recording different events
+        # never wait on each other's requests.
+        self._key_locks: dict[tuple[str, ...], list[Any]] = {}  # key -> [lock, workers using it]
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
 
     def event(self, obj: Obj, type: str, reason: str, message: str) -> None:
@@ -73,7 +75,7 @@ class EventRecorder:
         fold_key = (str(obj.get("apiVersion")), str(obj.get("kind")), namespace, str(meta.get("name")),
                     str(meta.get("uid", "")), type, reason, message)
         now = _now()
-        with self._stripes[hash(fold_key) % STRIPES]:
+        with self._locked(fold_key):
             with self._lock:
                 seen = self._seen.get(fold_key)
             if seen is not None and self._clock() - seen.at > self.fold_window:
@@ -91,6 +93,20 @@ class EventRecorder:
                         self._seen.popitem(last=False)
             except ApiError as e:
                 log.warning("could not record event %s: %s", reason, e, extra={"key": object_key(obj)})
+
+    @contextlib.contextmanager
+    def _locked(self, key: tuple[str, ...]) -> Iterator[None]:
+        with self._lock:
+            entry = self._key_locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._key_locks[key]
 
     def _bump(self, seen: _Seen, now: str) -> bool:
         patch = {"count": seen.count + 1, "lastTimestamp": now}

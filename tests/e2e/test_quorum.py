@@ -36,6 +36,20 @@ def quorum_pair(clusters: dict[str, Cluster], namespace: str, private_env: Calla
         yield pair
 
 
+@pytest.fixture
+def moving_pair(clusters: dict[str, Cluster], namespace: str, private_env: Callable[..., LocalEnv],
+                tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DRPair]:
+    """Three S3 servers configured on both clusters, the DRPolicy still naming one store."""
+    env = private_env([], s3_servers=3)
+    for c in clusters.values():
+        harness.configure_cluster(c, env.s3, quorum=env.s3_extra, policy_quorum=False)
+    site_b = tmp_path / "s3-site-b.json"
+    site_b.write_text(json.dumps(env.s3_extra[0]))
+    with running_pair(clusters, namespace, env, tmp_path, request,
+                      {"east": env.s3_config_file(), "west": site_b}) as pair:
+        yield pair
+
+
 def acceptors(env: LocalEnv, namespace: str) -> list[bool]:
     key = f"{namespace}/app/dr-state-acceptor"
     out = []
@@ -74,6 +88,38 @@ def test_a_site_lost_with_its_store_fails_over_through_the_two_stores_left(quoru
     pair.wait(lambda: pair.secondary_settled("east", 2), "east demoted at generation 2 after returning", timeout=90)
     assert not harness.ready_for_application(pair.drc("east"))
     assert pair.primary_ready("west", 2)
+
+
+def test_a_pair_moves_from_one_store_to_three_one_cluster_at_a_time(moving_pair: DRPair) -> None:
+    pair = moving_pair
+    pair.protect_on_east()
+    assert acceptors(pair.env, pair.namespace) == [False, False, False]
+
+    def add_quorum(cluster: str) -> None:
+        pair.clusters[cluster].custom.patch_cluster_custom_object(
+            harness.GROUP, harness.VERSION, "drpolicies", harness.POLICY,
+            {"spec": {"s3CoordinationQuorum": harness.quorum_profiles()}})
+
+    add_quorum("east")
+    pair.wait(lambda: acceptors(pair.env, pair.namespace) == [True, True, True],
+              "east moved dr-state into the three stores")
+    pair.wait(lambda: s3_reachable(pair, "west").get("reason") == "CoordinationMoved",
+              "west, whose DRPolicy still names one store, freezes")
+    assert "add the same spec.s3CoordinationQuorum" in s3_reachable(pair, "west")["message"]
+    assert pair.primary_ready("east", 1)
+    assert (pair.vrg("west") or {})["spec"]["replicationState"] == "secondary"
+
+    add_quorum("west")
+    wait_all_stores(pair, "reads dr-state from all three stores")
+    assert pair.primary_ready("east", 1) and pair.secondary_settled("west", 1)
+
+    # The quorum decides now: east's site is lost with the store that held dr-state alone before.
+    pair.operators["east"].kill()
+    pair.simulators["east"].kill()
+    pair.env.stop("s3")
+    harness.set_action(pair.clusters["west"], pair.namespace, "Failover", "west")
+    pair.wait(lambda: pair.primary_ready("west", 2), "west Primary at generation 2 through the two stores left",
+              timeout=90)
 
 
 def store_names(env: LocalEnv) -> list[str]:

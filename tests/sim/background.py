@@ -49,9 +49,12 @@ class Batch:
 class Background:
     def __init__(self, workdir: Path, batches: list[tuple[str, int, bool, int]], mutant: str = "") -> None:
         """`batches`: (name, schedules, three stores only, first seed); `mutant` is for checking the checks."""
+        self.workdir = workdir
         self.batches = {name: Batch(name, n, quorum, start, workdir / f"sim-{name}.json", mutant)
                         for name, n, quorum, start in batches}
         self._thread = threading.Thread(target=self._run, name="simulation", daemon=True)
+        self._proc: subprocess.Popen[str] | None = None
+        self._stopped = threading.Event()
 
     def start(self) -> None:
         for b in self.batches.values():
@@ -62,9 +65,21 @@ class Background:
         # One batch after the other: each already uses both cores.
         for b in self.batches.values():
             try:
-                proc = subprocess.run(b.command(), cwd=ROOT, capture_output=True, text=True, check=False)
-                b.returncode, b.log = proc.returncode, proc.stdout + proc.stderr
+                if self._stopped.is_set():
+                    b.log = "not run: the test session ended first"
+                    continue
+                self._proc = subprocess.Popen(b.command(), cwd=ROOT, stdout=subprocess.PIPE,
+                                              stderr=subprocess.STDOUT, text=True)
+                out, _ = self._proc.communicate()
+                b.returncode, b.log = self._proc.returncode, out
             except OSError as e:
                 b.log = f"could not start: {e}"
             finally:
                 b.done.set()
+
+    def stop(self) -> None:
+        """The session ends: a batch still running (its test deselected, or the run cut short) stops."""
+        self._stopped.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()

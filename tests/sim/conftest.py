@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,6 +28,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if wanted:
         _background = Background(Path(tempfile.mkdtemp(prefix="ramen-p2p-sim-")), wanted)
         _background.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _background is not None:
+        _background.stop()
+        shutil.rmtree(_background.workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -106,4 +106,8 @@ def test_a_relocate_hears_the_peer_through_either_witness() -> None:
     assert peer_heard({"status": "True"}, None, 30, s3_read=False)[0]
     assert peer_heard(never, 45.0, 30, s3_read=True) == (False, "PeerConnected=False PeerNeverSeen, heartbeat 45s old")
     assert peer_heard({}, None, 30, s3_read=True) == (False, "no heartbeat in S3")
+    # The target's operator said the peer went stale: a heartbeat younger than ramenctl's
+    # --stale-after does not overrule the staleAfter that operator is configured with.
+    stale = {"type": "PeerConnected", "status": "False", "reason": "PeerStale"}
+    assert peer_heard(stale, 8.0, 180, s3_read=True) == (False, "PeerConnected=False PeerStale, heartbeat 8s old")
     assert peer_heard(never, None, 30, s3_read=False) == (False, "PeerConnected=False PeerNeverSeen, S3 not given")

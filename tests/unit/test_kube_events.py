@@ -62,6 +62,7 @@ def test_workers_recording_different_events_do_not_wait_on_each_others_requests(
     for t in threads:
         t.join(5)
     assert client.most_in_flight == 8
+    assert not rec._key_locks  # a key's lock lives only while a worker records that event
 
 
 def test_the_same_event_twice_is_one_create_then_one_bump_in_that_order() -> None:

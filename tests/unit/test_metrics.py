@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from reconciler.metrics import Metrics
+from prometheus_client import generate_latest
+
+from reconciler.kube.client import RequestStats
+from reconciler.metrics import Metrics, object_kind
 
 
 def samples(m: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -75,3 +78,23 @@ def test_a_deleted_drcontrol_leaves_no_series_behind() -> None:
                  "ramen_p2p_drstate_generation"):
         assert all(("name", "cart") not in k for k in samples(m, name)), name
     assert any(("name", "db") in k for k in samples(m, "ramen_p2p_drcontrol_phase"))
+
+
+def test_s3_requests_are_counted_by_kind_of_object() -> None:
+    assert [object_kind(k) for k in ("p/ns/app/dr-state", "ns/app/dr-state-acceptor", "ns/app/dr-intent/east",
+                                     "ns/app/cluster-status/west", "cluster-info/east/digest",
+                                     "cluster-info/east/health", "ns/app/velero/x")] == \
+        ["dr-state", "dr-state-acceptor", "dr-intent", "cluster-status", "digest", "health", "other"]
+
+
+def test_api_requests_are_exported_by_verb() -> None:
+    m = Metrics()
+    stats = RequestStats()
+    m.count_kube_requests(stats)
+    for verb in ("get", "get", "patch"):
+        stats.record(verb)
+    text = generate_latest(m.registry).decode()
+    assert 'ramen_p2p_kube_requests_total{verb="get"} 2.0' in text
+    assert 'ramen_p2p_kube_requests_total{verb="patch"} 1.0' in text
+    m.count_kube_requests(RequestStats())  # a second Manager on the same metrics: no duplicate series
+    assert "ramen_p2p_kube_requests_total{" not in generate_latest(m.registry).decode()

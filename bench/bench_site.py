@@ -1,0 +1,371 @@
+"""Benchmark of a whole site: N apps protected, steady, failed over, the old Primary back, relocated.
+
+    .venv/bin/python bench/bench_site.py [--apps 100] [--per-namespace 10] [--workers 2]
+        [--poll 30s] [--heartbeat 60s] [--sim-delay 0.5] [--steady 60] [--json FILE]
+
+Starts a private environment in a temporary directory (two clusters and an S3 server on free
+ports, stopped at the end, also on Ctrl-C), both operators (metrics on a local port) and both
+VRG simulators, and runs five phases:
+
+- protect: N DRControls created on both clusters (preferred east), until every app is Primary
+  and ReadyForApplication on east and Secondary (VRG too) on west;
+- steady: `--steady` seconds of nothing: CPU (share of one core), RSS, S3 and API requests per
+  minute of each operator;
+- failover: east's operator and simulator are killed (the site is gone) and Failover to west is
+  set on every app on west; until every app is ReadyForApplication on west at generation 2;
+- return: east's operator and simulator start again; until east has demoted every app;
+- relocate: Relocate to east set on both clusters; until every app is back on east.
+
+Per phase it prints the total (from the last request to the last app done, and from the first),
+per-app p50/p95/max (from the app's own request), and S3 requests per app by kind of object and
+API requests per app, both operators together. DRControls are listed every `--sample` seconds,
+so times carry up to that much extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from e2e import harness
+from e2e.localenv import LocalEnv, up
+from e2e.localenv.clients import Cluster, kube_cluster
+
+CLUSTERS = ("east", "west")
+TICKS = os.sysconf("SC_CLK_TCK")
+SAMPLE_LINE = re.compile(r'^(ramen_p2p_s3_object_requests_total|ramen_p2p_kube_requests_total)\{([^}]*)\} (\S+)$')
+
+# Per app on one cluster: (generation, currentPrimary, ReadyForApplication, VRG state reported)
+View = tuple[int, str, bool, str]
+
+
+@dataclass
+class Phase:
+    name: str
+    apps: int
+    total_from_last_request: float = 0.0
+    total_from_first_request: float = 0.0
+    per_app: list[float] = field(default_factory=list)
+    s3_by_object: dict[str, int] = field(default_factory=dict)
+    api_requests: int = 0
+
+    def line(self) -> str:
+        q = sorted(self.per_app)
+        p50 = statistics.median(q) if q else 0.0
+        p95 = q[min(len(q) - 1, int(0.95 * len(q)))] if q else 0.0
+        s3 = sum(self.s3_by_object.values())
+        kinds = ", ".join(f"{k} {v / self.apps:.1f}" for k, v in sorted(self.s3_by_object.items(), key=lambda x: -x[1]))
+        return (f"{self.name:<9} {self.total_from_last_request:7.1f} s ({self.total_from_first_request:.1f} s from the "
+                f"first request)  per app p50 {p50:.1f} s  p95 {p95:.1f} s  max {max(q, default=0.0):.1f} s\n"
+                f"{'':<10}S3 {s3 / self.apps:.1f} requests per app ({kinds}); API {self.api_requests / self.apps:.1f} "
+                "requests per app")
+
+
+@dataclass
+class Steady:
+    seconds: float
+    per_operator: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        out = []
+        for name, f in self.per_operator.items():
+            out.append(f"steady    {name}: CPU {f['cpu_percent']:.2f}% of a core, RSS {f['rss_mib']:.0f} MiB, "
+                       f"S3 {f['s3_per_minute']:.0f}/min, API {f['api_per_minute']:.0f}/min")
+        return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def proc_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def scrape(port: int) -> tuple[Counter[str], int]:
+    """S3 requests by kind of object and API requests in total, as an operator counts them."""
+    s3: Counter[str] = Counter()
+    api = 0
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    except OSError:
+        return s3, api  # a killed operator counts nothing more
+    for line in text.splitlines():
+        m = SAMPLE_LINE.match(line)
+        if not m:
+            continue
+        labels = dict(kv.split("=", 1) for kv in m.group(2).split(","))
+        n = int(float(m.group(3)))
+        if m.group(1).startswith("ramen_p2p_s3"):
+            s3[labels["object"].strip('"')] += n
+        else:
+            api += n
+    return s3, api
+
+
+@dataclass
+class Site:
+    env: LocalEnv
+    clusters: dict[str, Cluster]
+    apps: list[tuple[str, str]]  # (namespace, name)
+    operators: dict[str, harness.Process]
+    simulators: dict[str, harness.Process]
+    ports: dict[str, int]
+    sample: float
+    # Counts of operators killed in this run, which a scrape can no longer see.
+    _dead_counts: dict[str, tuple[Counter[str], int]] = field(default_factory=dict)
+
+    def views(self, cluster: str) -> dict[tuple[str, str], View]:
+        c = self.clusters[cluster]
+        drcs = c.custom.list_cluster_custom_object(harness.GROUP, harness.VERSION, "drcontrols")["items"]
+        vrgs = c.custom.list_cluster_custom_object(harness.GROUP, harness.VERSION, "volumereplicationgroups")["items"]
+        vstate = {(v["metadata"]["namespace"], v["metadata"]["name"]): (v.get("status") or {}).get("state", "")
+                  for v in vrgs}
+        out: dict[tuple[str, str], View] = {}
+        for d in drcs:
+            k = (d["metadata"]["namespace"], d["metadata"]["name"])
+            st = d.get("status") or {}
+            out[k] = (int(st.get("generation") or 0), str(st.get("currentPrimary") or ""),
+                      harness.ready_for_application(d), str(vstate.get(k, "")))
+        return out
+
+    def counts(self) -> tuple[Counter[str], int]:
+        s3: Counter[str] = Counter()
+        api = 0
+        for name, port in self.ports.items():
+            c, a = scrape(port) if self.operators[name].running() else self._dead_counts.get(name, (Counter(), 0))
+            s3 += c
+            api += a
+        return s3, api
+
+    def kill(self, name: str) -> None:
+        self._dead_counts[name] = scrape(self.ports[name])
+        self.operators[name].kill()
+        self.simulators[name].kill()
+
+    def start(self, name: str) -> None:
+        self._dead_counts.pop(name, None)
+        self.simulators[name].start()
+        self.operators[name].start()
+
+    def patch_all(self, clusters: list[str], action: str, target: str) -> dict[tuple[str, str], float]:
+        """Set the action on every app (on each of `clusters`); when each app's last patch returned."""
+        def one(app: tuple[str, str]) -> tuple[tuple[str, str], float]:
+            for c in clusters:
+                harness.set_action(self.clusters[c], app[0], action, target, name=app[1])
+            return app, time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            return dict(pool.map(one, self.apps))
+
+    def create_all(self) -> dict[tuple[str, str], float]:
+        def one(app: tuple[str, str]) -> tuple[tuple[str, str], float]:
+            for c in self.clusters.values():
+                c.custom.create_namespaced_custom_object(harness.GROUP, harness.VERSION, app[0], "drcontrols",
+                                                         harness.drcontrol(app[0], name=app[1], preferred="east"))
+            return app, time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            return dict(pool.map(one, self.apps))
+
+    def run_phase(self, name: str, start: Callable[[], dict[tuple[str, str], float]],
+                  done: Callable[[dict[str, dict[tuple[str, str], View]]], set[tuple[str, str]]],
+                  timeout: float) -> Phase:
+        before = self.counts()
+        t_first = time.monotonic()
+        requested = start()
+        t_last = max(requested.values(), default=t_first)
+        finished: dict[tuple[str, str], float] = {}
+        deadline = time.monotonic() + timeout
+        while len(finished) < len(self.apps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}: {len(finished)} of {len(self.apps)} apps done after {timeout:.0f} s\n"
+                                   + "\n".join(f"--- {p.name} ---\n{p.tail(8)}" for p in self.operators.values()))
+            try:
+                views = {c: self.views(c) for c in CLUSTERS}
+            except ApiException:
+                time.sleep(self.sample)
+                continue
+            now = time.monotonic()
+            for app in done(views) - finished.keys():
+                finished[app] = now
+            if len(finished) < len(self.apps):
+                time.sleep(self.sample)
+        after = self.counts()
+        end = max(finished.values())
+        return Phase(name, len(self.apps), end - t_last, end - t_first,
+                     [finished[a] - requested.get(a, t_first) for a in self.apps],
+                     dict(after[0] - before[0]), after[1] - before[1])
+
+    def steady(self, seconds: float) -> Steady:
+        pids = {n: p.proc.pid for n, p in self.operators.items() if p.proc is not None}
+        cpu0 = {n: proc_cpu_seconds(pid) for n, pid in pids.items()}
+        counts0 = {n: scrape(port) for n, port in self.ports.items()}
+        t0 = time.monotonic()
+        rss: dict[str, float] = {n: 0.0 for n in pids}
+        while time.monotonic() - t0 < seconds:
+            time.sleep(min(5.0, seconds))
+            for n, pid in pids.items():
+                rss[n] = max(rss[n], proc_rss_mib(pid))
+        elapsed = time.monotonic() - t0
+        out = Steady(elapsed)
+        for n, pid in pids.items():
+            s3, api = scrape(self.ports[n])
+            out.per_operator[n] = {
+                "cpu_percent": 100 * (proc_cpu_seconds(pid) - cpu0[n]) / elapsed, "rss_mib": rss[n],
+                "s3_per_minute": 60 * (sum(s3.values()) - sum(counts0[n][0].values())) / elapsed,
+                "api_per_minute": 60 * (api - counts0[n][1]) / elapsed}
+        return out
+
+
+def protected(views: dict[str, dict[tuple[str, str], View]]) -> set[tuple[str, str]]:
+    e, w = views["east"], views["west"]
+    return {k for k, v in e.items()
+            if v == (1, "east", True, "Primary") and w.get(k) == (1, "east", False, "Secondary")}
+
+
+def failed_over(views: dict[str, dict[tuple[str, str], View]]) -> set[tuple[str, str]]:
+    return {k for k, v in views["west"].items() if v[:3] == (2, "west", True)}
+
+
+def returned(views: dict[str, dict[tuple[str, str], View]]) -> set[tuple[str, str]]:
+    return {k for k, v in views["east"].items() if v == (2, "west", False, "Secondary")}
+
+
+def relocated(views: dict[str, dict[tuple[str, str], View]]) -> set[tuple[str, str]]:
+    e, w = views["east"], views["west"]
+    return {k for k, v in e.items()
+            if v == (3, "east", True, "Primary") and w.get(k) == (3, "east", False, "Secondary")}
+
+
+@contextmanager
+def private_env(root: Path) -> Iterator[LocalEnv]:
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    env = up(list(CLUSTERS), root=root)
+    try:
+        yield env
+    finally:
+        env.down()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--apps", type=int, default=100)
+    p.add_argument("--per-namespace", type=int, default=10, help="apps per namespace")
+    p.add_argument("--workers", type=int, default=2, help="DRControl reconcile workers per operator")
+    p.add_argument("--poll", default="30s", help="peer poll interval (operator default 30s)")
+    p.add_argument("--heartbeat", default="60s", help="heartbeat interval (operator default 60s)")
+    p.add_argument("--stale-after", default="180s")
+    p.add_argument("--sim-delay", type=float, default=0.5, help="VRG simulator delay before acting on a spec")
+    p.add_argument("--steady", type=float, default=60.0, help="seconds of steady state to measure")
+    p.add_argument("--sample", type=float, default=1.0, help="seconds between listings of the DRControls")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds each phase may take")
+    p.add_argument("--json", type=Path, default=None, help="write the raw figures here")
+    p.add_argument("--keep-logs", action="store_true")
+    args = p.parse_args(argv)
+    timing = harness.Timing(poll=args.poll, heartbeat=args.heartbeat, stale_after=args.stale_after,
+                            sim_delay=args.sim_delay)
+    logdir = Path(tempfile.mkdtemp(prefix="bench-site-logs-"))
+    apps = [(f"site-{i // args.per_namespace:04d}", f"app-{i:05d}") for i in range(args.apps)]
+    started = time.monotonic()
+    phases: list[Phase] = []
+    steady: Steady | None = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-site-env-") as tmp, private_env(Path(tmp) / "env") as env:
+            clusters = {n: kube_cluster(n, env.kubeconfig(n)) for n in CLUSTERS}
+            print(f"[bench] environment up in {time.monotonic() - started:.0f} s; {args.apps} apps, "
+                  f"{args.workers} workers, poll {args.poll}, heartbeat {args.heartbeat}", flush=True)
+            for c in clusters.values():
+                harness.configure_cluster(c, env.s3)
+                for ns in sorted({a[0] for a in apps}):
+                    c.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+            ports = {n: free_port() for n in CLUSTERS}
+            operators = {n: harness.operator_process(n, c.kubeconfig, logdir, timing, [
+                "--metrics-bind-address", f"127.0.0.1:{ports[n]}", "--metrics-auth", "none",
+                "--workers", str(args.workers), "--log-format", "text"]) for n, c in clusters.items()}
+            simulators = {n: harness.simulator_process(n, c.kubeconfig, env.s3_config_file(), logdir, timing)
+                          for n, c in clusters.items()}
+            site = Site(env, clusters, apps, operators, simulators, ports, args.sample)
+            for n in CLUSTERS:
+                site.start(n)
+            try:
+                phases.append(site.run_phase("protect", site.create_all, protected, args.timeout))
+                print(phases[-1].line(), flush=True)
+                steady = site.steady(args.steady)
+                print("\n".join(steady.lines()), flush=True)
+
+                def lose_east() -> dict[tuple[str, str], float]:
+                    site.kill("east")
+                    return site.patch_all(["west"], "Failover", "west")
+                phases.append(site.run_phase("failover", lose_east, failed_over, args.timeout))
+                print(phases[-1].line(), flush=True)
+
+                def east_returns() -> dict[tuple[str, str], float]:
+                    site.start("east")
+                    return {}
+                phases.append(site.run_phase("return", east_returns, returned, args.timeout))
+                print(phases[-1].line(), flush=True)
+                phases.append(site.run_phase("relocate", lambda: site.patch_all(list(CLUSTERS), "Relocate", "east"),
+                                             relocated, args.timeout))
+                print(phases[-1].line(), flush=True)
+            finally:
+                for proc in (*operators.values(), *simulators.values()):
+                    proc.stop()
+    finally:
+        if args.keep_logs:
+            print(f"logs: {logdir}")
+        else:
+            shutil.rmtree(logdir, ignore_errors=True)
+    by = {ph.name: ph for ph in phases}
+    if len(by) == 4 and steady is not None:
+        cpu = max(f["cpu_percent"] for f in steady.per_operator.values())
+        print(f"\nsummary: {args.apps} apps, {args.workers} workers: protect "
+              f"{by['protect'].total_from_first_request:.0f} s, "
+              f"steady CPU {cpu:.2f}% of a core, failover {by['failover'].total_from_last_request:.0f} s (p50 "
+              f"{statistics.median(by['failover'].per_app):.1f} s), return {by['return'].total_from_first_request:.0f} "
+              f"s, relocate {by['relocate'].total_from_last_request:.0f} s; "
+              f"{time.monotonic() - started:.0f} s in all")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                         "phases": [asdict(ph) for ph in phases],
+                                         "steady": asdict(steady) if steady else None}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
