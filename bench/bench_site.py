@@ -52,6 +52,7 @@ from kubernetes.client.rest import ApiException
 from e2e import harness
 from e2e.localenv import LocalEnv, up
 from e2e.localenv.clients import Cluster, kube_cluster
+from reconciler.durations import parse_duration
 
 CLUSTERS = ("east", "west")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -87,12 +88,16 @@ class Phase:
 class Steady:
     seconds: float
     per_operator: dict[str, dict[str, float]] = field(default_factory=dict)
+    s3_by_object: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         out = []
         for name, f in self.per_operator.items():
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.s3_by_object.get(name, {}).items(),
+                                                             key=lambda x: -x[1]))
             out.append(f"steady    {name}: CPU {f['cpu_percent']:.2f}% of a core, RSS {f['rss_mib']:.0f} MiB, "
-                       f"S3 {f['s3_per_minute']:.0f}/min, API {f['api_per_minute']:.0f}/min")
+                       f"S3 {f['s3_per_minute']:.0f}/min ({kinds or 'none'} in {self.seconds:.0f} s), "
+                       f"API {f['api_per_minute']:.0f}/min")
         return out
 
 
@@ -145,8 +150,8 @@ class Site:
     simulators: dict[str, harness.Process]
     ports: dict[str, int]
     sample: float
-    # Counts of operators killed in this run, which a scrape can no longer see.
-    _dead_counts: dict[str, tuple[Counter[str], int]] = field(default_factory=dict)
+    # What earlier runs of each operator counted (its counters start at zero when it starts again).
+    _offset: dict[str, tuple[Counter[str], int]] = field(default_factory=dict)
 
     def views(self, cluster: str) -> dict[tuple[str, str], View]:
         c = self.clusters[cluster]
@@ -166,18 +171,19 @@ class Site:
         s3: Counter[str] = Counter()
         api = 0
         for name, port in self.ports.items():
-            c, a = scrape(port) if self.operators[name].running() else self._dead_counts.get(name, (Counter(), 0))
-            s3 += c
-            api += a
+            c, a = scrape(port) if self.operators[name].running() else (Counter(), 0)
+            before = self._offset.get(name, (Counter(), 0))
+            s3 += c + before[0]
+            api += a + before[1]
         return s3, api
 
     def kill(self, name: str) -> None:
-        self._dead_counts[name] = scrape(self.ports[name])
+        last, before = scrape(self.ports[name]), self._offset.get(name, (Counter(), 0))
+        self._offset[name] = (before[0] + last[0], before[1] + last[1])
         self.operators[name].kill()
         self.simulators[name].kill()
 
     def start(self, name: str) -> None:
-        self._dead_counts.pop(name, None)
         self.simulators[name].start()
         self.operators[name].start()
 
@@ -228,7 +234,8 @@ class Site:
                      [finished[a] - requested.get(a, t_first) for a in self.apps],
                      dict(after[0] - before[0]), after[1] - before[1])
 
-    def steady(self, seconds: float) -> Steady:
+    def steady(self, seconds: float, quiet: float) -> Steady:
+        time.sleep(quiet)  # first heartbeats and polls after the protection are not steady state
         pids = {n: p.proc.pid for n, p in self.operators.items() if p.proc is not None}
         cpu0 = {n: proc_cpu_seconds(pid) for n, pid in pids.items()}
         counts0 = {n: scrape(port) for n, port in self.ports.items()}
@@ -246,6 +253,7 @@ class Site:
                 "cpu_percent": 100 * (proc_cpu_seconds(pid) - cpu0[n]) / elapsed, "rss_mib": rss[n],
                 "s3_per_minute": 60 * (sum(s3.values()) - sum(counts0[n][0].values())) / elapsed,
                 "api_per_minute": 60 * (api - counts0[n][1]) / elapsed}
+            out.s3_by_object[n] = dict(s3 - counts0[n][0])
         return out
 
 
@@ -293,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stale-after", default="180s")
     p.add_argument("--sim-delay", type=float, default=0.5, help="VRG simulator delay before acting on a spec")
     p.add_argument("--steady", type=float, default=60.0, help="seconds of steady state to measure")
+    p.add_argument("--quiet", type=float, default=None,
+                   help="seconds to let the first heartbeats and polls pass before that (default: the heartbeat)")
     p.add_argument("--sample", type=float, default=1.0, help="seconds between listings of the DRControls")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds each phase may take")
     p.add_argument("--json", type=Path, default=None, help="write the raw figures here")
@@ -326,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 phases.append(site.run_phase("protect", site.create_all, protected, args.timeout))
                 print(phases[-1].line(), flush=True)
-                steady = site.steady(args.steady)
+                quiet = args.quiet if args.quiet is not None else parse_duration(args.heartbeat)
+                steady = site.steady(args.steady, quiet)
                 print("\n".join(steady.lines()), flush=True)
 
                 def lose_east() -> dict[tuple[str, str], float]:
