@@ -166,7 +166,8 @@ class Manager:
                        self.cache, workers=self.options.workers)
         for ns in self.options.watch_namespaces or (None,):
             c.watch(DRCONTROL, namespace=ns)
-            c.watch(VRG, namespace=ns)
+            # A VRG event is the step asked of Ramen reporting back: finish that app before new ones.
+            c.watch(VRG, namespace=ns, urgent=True)
         c.watch(DRPOLICY, all_drcontrols_if_relevant)
         c.watch(DRCLUSTER, all_drcontrols_if_relevant)
         if fences:

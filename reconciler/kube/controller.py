@@ -74,13 +74,15 @@ class Controller:
         self._stats_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
-    def watch(self, resource: ResourceType, mapper: KeyMapper = same_key, namespace: str | None = None) -> Informer:
-        """Enqueue the keys `mapper` derives from every event of `resource` (default: the object's own key)."""
+    def watch(self, resource: ResourceType, mapper: KeyMapper = same_key, namespace: str | None = None,
+              urgent: bool = False) -> Informer:
+        """Enqueue the keys `mapper` derives from every event of `resource` (default: the object's own key);
+        `urgent`: ahead of other keys (events that report progress of work in flight)."""
         inf = self.cache.informer(resource, namespace)
 
         def enqueue(event: Event) -> None:
             for key in mapper(event):
-                self.queue.add(key)
+                self.queue.add(key, urgent)
 
         inf.add_handler(enqueue)
         return inf

@@ -6,6 +6,10 @@
 - `add_after` delays an add; `add_rate_limited` delays by the key's own
   exponential backoff, which `forget(key)` resets.
 - `shutdown()` wakes every waiting worker; `get()` then returns None.
+- `add(key, urgent=True)` (and every delayed add once due) puts the key in a lane served
+  before the others: follow-up work of something in flight (a VRG reporting the step asked of
+  it, a requeue the reconcile asked for) finishes before a burst of new keys starts, so one
+  app's action does not wait behind every other app's first step.
 """
 
 from __future__ import annotations
@@ -66,6 +70,10 @@ class WorkQueue:
         self._clock = clock
         self._cond = threading.Condition()
         self._queue: deque[str] = deque()
+        # Served first. A key may also sit in the other deque: whichever entry comes out first
+        # takes it, the other is skipped (it is no longer dirty, or is being processed).
+        self._urgent: deque[str] = deque()
+        self._urgent_keys: set[str] = set()  # dirty keys that go to the urgent lane
         self._dirty: set[str] = set()  # keys that need processing (queued, or re-added while processing)
         self._processing: set[str] = set()
         self._waiting: list[tuple[float, int, str]] = []  # heap of (ready_at, seq, key)
@@ -74,18 +82,38 @@ class WorkQueue:
         self._shutting_down = False
 
     # -- adding ------------------------------------------------------------
-    def add(self, key: str) -> None:
+    def add(self, key: str, urgent: bool = False) -> None:
         with self._cond:
-            self._add_locked(key)
+            self._add_locked(key, urgent)
 
-    def _add_locked(self, key: str) -> None:
-        if self._shutting_down or key in self._dirty:
+    def _add_locked(self, key: str, urgent: bool = False) -> None:
+        if self._shutting_down:
+            return
+        if key in self._dirty:
+            if urgent and key not in self._urgent_keys:
+                self._urgent_keys.add(key)
+                if key not in self._processing:
+                    self._urgent.append(key)
+                    self._cond.notify()
             return
         self._dirty.add(key)
+        if urgent:
+            self._urgent_keys.add(key)
         if key in self._processing:
             return  # queued again by done()
-        self._queue.append(key)
+        (self._urgent if urgent else self._queue).append(key)
         self._cond.notify()
+
+    def _pop_locked(self) -> str | None:
+        while self._urgent or self._queue:
+            key = (self._urgent or self._queue).popleft()
+            if key not in self._dirty or key in self._processing:
+                continue  # taken through the other lane already
+            self._urgent_keys.discard(key)
+            self._processing.add(key)
+            self._dirty.discard(key)
+            return key
+        return None
 
     def add_after(self, key: str, delay: float) -> None:
         """Add `key` once `delay` seconds have passed; the earliest of several pending delays wins."""
@@ -125,7 +153,7 @@ class WorkQueue:
                 return ready_at - now
             heapq.heappop(self._waiting)
             del self._ready_at[key]
-            self._add_locked(key)
+            self._add_locked(key, urgent=True)
         return None
 
     def get(self, timeout: float | None = None) -> str | None:
@@ -136,10 +164,8 @@ class WorkQueue:
                 if self._shutting_down:
                     return None
                 wait = self._promote_due_locked()
-                if self._queue:
-                    key = self._queue.popleft()
-                    self._processing.add(key)
-                    self._dirty.discard(key)
+                key = self._pop_locked()
+                if key is not None:
                     return key
                 if deadline is not None:
                     left = deadline - self._clock()
@@ -152,7 +178,7 @@ class WorkQueue:
         with self._cond:
             self._processing.discard(key)
             if key in self._dirty and not self._shutting_down:
-                self._queue.append(key)
+                (self._urgent if key in self._urgent_keys else self._queue).append(key)
                 self._cond.notify()
 
     # -- lifecycle ---------------------------------------------------------
@@ -170,7 +196,7 @@ class WorkQueue:
         """Keys ready now (not counting delayed ones or those being processed)."""
         with self._cond:
             self._promote_due_locked()
-            return len(self._queue)
+            return sum(1 for k in self._dirty if k not in self._processing)
 
     def pending_delayed(self) -> int:
         with self._cond:

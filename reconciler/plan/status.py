@@ -68,11 +68,19 @@ class StatusBuilder:
         old_conds = {c.get("type"): c for c in self.previous.get("conditions", []) if isinstance(c, Mapping)}
         for c in new["conditions"]:
             before = old_conds.get(c["type"])
-            if before is None or before.get("status") != c["status"]:
-                bad = (c["type"] == "Stalled" and c["status"] == "True") or (
-                    c["type"] in ("S3Reachable", "PeerConnected", "VRGHealthy") and c["status"] == "False")
-                if before is None and not bad and c["type"] not in ("ReadyForApplication",):
-                    continue  # a first report of good health is not news
-                events.append(Event("Warning" if bad else "Normal", c["reason"],
-                                    f"{c['type']}={c['status']}: {c['message']}"))
+            if before is not None and before.get("status") == c["status"]:
+                continue
+            bad = _bad(c)
+            # News: trouble, the end of trouble, and the application's go/stop. A good condition
+            # that just follows the phase (Ready, Reconciling, VRGHealthy settling) is in the
+            # PhaseChanged event already; at a thousand apps per action, one Event each costs.
+            if not (bad or (before is not None and _bad(before)) or c["type"] == "ReadyForApplication"):
+                continue
+            events.append(Event("Warning" if bad else "Normal", c["reason"],
+                                f"{c['type']}={c['status']}: {c['message']}"))
         return events
+
+
+def _bad(c: Mapping[str, Any]) -> bool:
+    return (c.get("type") == "Stalled" and c.get("status") == "True") or (
+        c.get("type") in ("S3Reachable", "PeerConnected", "VRGHealthy") and c.get("status") == "False")

@@ -80,7 +80,7 @@ def test_concurrent_workers_never_overlap_on_a_key_and_process_the_last_add() ->
         key = random.choice(keys)
         with lock:
             last_added[key] = time.monotonic()
-        q.add(key)
+        q.add(key, urgent=random.random() < 0.3)
     deadline = time.monotonic() + 10
     while (len(q) or q.processing()) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -90,6 +90,36 @@ def test_concurrent_workers_never_overlap_on_a_key_and_process_the_last_add() ->
     assert overlaps == []
     # Level-triggered guarantee: every key was processed at least once after its last add.
     assert all(last_started[k] >= last_added[k] for k in keys)
+
+
+def test_urgent_keys_are_served_before_waiting_ones_and_only_once() -> None:
+    q = WorkQueue()
+    for k in ("a", "b", "c"):
+        q.add(k)
+    q.add("d", urgent=True)
+    q.add("b", urgent=True)  # already waiting: moves ahead, is not doubled
+    assert len(q) == 4
+    assert drain(q) == ["d", "b", "a", "c"]
+
+
+def test_an_urgent_add_while_processing_requeues_in_the_urgent_lane() -> None:
+    q = WorkQueue()
+    q.add("a")
+    assert q.get(timeout=0) == "a"
+    q.add("n")
+    q.add("a", urgent=True)  # a VRG reported while "a" was being reconciled
+    q.done("a")
+    assert drain(q) == ["a", "n"]
+
+
+def test_a_delayed_add_once_due_goes_ahead_of_new_keys() -> None:
+    clock = FakeClock()
+    q = WorkQueue(clock=clock)
+    q.add_after("follow-up", 1.0)
+    for k in ("x", "y"):
+        q.add(k)
+    clock.advance(1.5)
+    assert drain(q) == ["follow-up", "x", "y"]
 
 
 def test_add_after_waits_and_the_earliest_delay_wins() -> None:

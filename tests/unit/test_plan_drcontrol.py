@@ -640,3 +640,20 @@ def test_a_relocate_whose_source_vrg_will_not_demote_says_why() -> None:
     assert healthy["status"] == "False"
     assert "PVC data: unable to transition to Secondary as PVC is not deleted" in healthy["message"]
     assert cond(p, "ReadyForApplication")["reason"] == "Relocating"
+
+
+def test_events_tell_trouble_its_end_and_the_applications_go_not_every_condition() -> None:
+    first = plan(inp("west", v=SECONDARY_READY_VRG, co=state("east", 1)))
+    reasons = {(e.type, e.reason) for e in first.events}
+    assert ("Normal", "PhaseChanged") in reasons and ("Normal", "PrimaryChanged") in reasons
+    # Ready, Reconciling and a healthy VRG just follow the phase: no Event of their own.
+    assert not {r for _, r in reasons} & {"Secondary", "Idle"}, first.events
+    # Trouble, and its end, are news.
+    co = Coordination(error=CoordinationError("S3Unreachable", "connect timeout"), peer_health=FRESH)
+    frozen = plan(inp("west", drc(status=first.status), v=SECONDARY_READY_VRG, co=co))
+    assert ("Warning", "S3Unreachable") in {(e.type, e.reason) for e in frozen.events}
+    back = plan(inp("west", drc(status=frozen.status), v=SECONDARY_READY_VRG, co=state("east", 1)))
+    assert any(e.type == "Normal" and e.message.startswith("S3Reachable=True") for e in back.events), back.events
+    # The application's go on the Primary is news.
+    ready = plan(inp("east", v=PRIMARY_READY, co=state("east", 1)))
+    assert any(e.message.startswith("ReadyForApplication=True") for e in ready.events)
