@@ -28,17 +28,15 @@ from __future__ import annotations
 import argparse
 import secrets
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,7 +45,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from e2e import harness
-from e2e.localenv import LocalEnv, up
+from e2e.localenv import LocalEnv, private
 from e2e.localenv.clients import Cluster, kube_cluster
 
 CLUSTERS = ("east", "west")
@@ -205,20 +203,8 @@ def table(runs: list[Run]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
-@contextmanager
-def private_env(root: Path) -> Iterator[LocalEnv]:
-    """A private environment under `root`, stopped however the benchmark ends (SIGTERM included)."""
-
-    def terminate(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    env = up(list(CLUSTERS), root=root)
-    try:
-        yield env
-    finally:
-        env.down()
-        signal.signal(signal.SIGTERM, previous)
+def private_env(root: Path) -> AbstractContextManager[LocalEnv]:
+    return private(list(CLUSTERS), root)
 
 
 def main(argv: list[str] | None = None) -> int:

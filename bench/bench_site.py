@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import sys
@@ -37,12 +36,11 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -50,7 +48,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from e2e import harness
-from e2e.localenv import LocalEnv, up
+from e2e.localenv import LocalEnv, private
 from e2e.localenv.clients import Cluster, kube_cluster
 from reconciler.durations import parse_duration
 
@@ -277,18 +275,8 @@ def relocated(views: dict[str, dict[tuple[str, str], View]]) -> set[tuple[str, s
             if v == (3, "east", True, "Primary") and w.get(k) == (3, "east", False, "Secondary")}
 
 
-@contextmanager
-def private_env(root: Path) -> Iterator[LocalEnv]:
-    def terminate(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    env = up(list(CLUSTERS), root=root)
-    try:
-        yield env
-    finally:
-        env.down()
-        signal.signal(signal.SIGTERM, previous)
+def private_env(root: Path) -> AbstractContextManager[LocalEnv]:
+    return private(list(CLUSTERS), root)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,14 +10,17 @@ never start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from e2e.localenv import build, pki, ramen
@@ -324,6 +327,23 @@ class LocalEnv:
             state = "ready" if c.alive() and c.ready() else ("running, not ready" if c.alive() else "stopped")
             lines.append(f"{n:<20} pid {c.pid or '-':<8} 127.0.0.1:{c.port:<6} {state}")
         return lines
+
+
+@contextlib.contextmanager
+def private(clusters: list[str], root: Path) -> Iterator[LocalEnv]:
+    """An environment of one's own under `root` (a benchmark's), stopped however the caller ends,
+    SIGTERM included."""
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    env = up(clusters, root=root)
+    try:
+        yield env
+    finally:
+        env.down()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def up(clusters: list[str], root: Path | None = None, controller_manager: bool = False,

@@ -8,6 +8,7 @@ processes against the shared local clusters.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -21,18 +22,26 @@ from e2e.localenv.clients import Cluster, s3_client
 from tests.e2e.conftest import DRPair, running_pair
 
 
-@pytest.fixture
-def quorum_pair(clusters: dict[str, Cluster], namespace: str, private_env: Callable[..., LocalEnv],
-                tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DRPair]:
-    env = private_env([], s3_servers=3)
+@contextlib.contextmanager
+def three_store_pair(clusters: dict[str, Cluster], namespace: str, env: LocalEnv, tmp_path: Path,
+                     request: pytest.FixtureRequest, policy_quorum: bool) -> Iterator[DRPair]:
+    """Both clusters configured with the three S3 servers of `env`; the DRPolicy names them all, or
+    (`policy_quorum` False) still one store. The next test's plain DRPolicy replaces this one."""
     for c in clusters.values():
-        harness.configure_cluster(c, env.s3, quorum=env.s3_extra)
+        harness.configure_cluster(c, env.s3, quorum=env.s3_extra, policy_quorum=policy_quorum)
     # Each site's VRG uploads its metadata to its own site's store (east: the first, west: the second).
     site_b = tmp_path / "s3-site-b.json"
     site_b.write_text(json.dumps(env.s3_extra[0]))
-    # The next test's plain DRPolicy replaces this one (its quorum field is immutable).
     with running_pair(clusters, namespace, env, tmp_path, request,
                       {"east": env.s3_config_file(), "west": site_b}) as pair:
+        yield pair
+
+
+@pytest.fixture
+def quorum_pair(clusters: dict[str, Cluster], namespace: str, private_env: Callable[..., LocalEnv],
+                tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DRPair]:
+    with three_store_pair(clusters, namespace, private_env([], s3_servers=3), tmp_path, request,
+                          policy_quorum=True) as pair:
         yield pair
 
 
@@ -40,13 +49,8 @@ def quorum_pair(clusters: dict[str, Cluster], namespace: str, private_env: Calla
 def moving_pair(clusters: dict[str, Cluster], namespace: str, private_env: Callable[..., LocalEnv],
                 tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DRPair]:
     """Three S3 servers configured on both clusters, the DRPolicy still naming one store."""
-    env = private_env([], s3_servers=3)
-    for c in clusters.values():
-        harness.configure_cluster(c, env.s3, quorum=env.s3_extra, policy_quorum=False)
-    site_b = tmp_path / "s3-site-b.json"
-    site_b.write_text(json.dumps(env.s3_extra[0]))
-    with running_pair(clusters, namespace, env, tmp_path, request,
-                      {"east": env.s3_config_file(), "west": site_b}) as pair:
+    with three_store_pair(clusters, namespace, private_env([], s3_servers=3), tmp_path, request,
+                          policy_quorum=False) as pair:
         yield pair
 
 
@@ -156,7 +160,9 @@ def test_steady_state_with_one_store_lost_keeps_roles_and_names_the_store(quorum
                   f"{c} names {profile} as unreachable")
         assert "2 of 3 coordination stores answer" in s3_reachable(pair, c)["message"]
     if lost == 0:
-        assert harness.condition(pair.drc("west"), "PeerConnected").get("reason") == "CoordinationStoreUnreachable"
+        # The peer's objects are read on the poll: the next one finds their store gone.
+        pair.wait(lambda: harness.condition(pair.drc("west"), "PeerConnected").get("reason")
+                  == "CoordinationStoreUnreachable", "west says the store of the other objects is gone")
     # Several poll cycles later nothing moved: the same Primary, ready, the same generation.
     deadline = time.monotonic() + 6
     while time.monotonic() < deadline:
