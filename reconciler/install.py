@@ -83,6 +83,8 @@ class InstallOptions:
     hmac_secret_name: str | None = None
     # Secret (key `seed`) the VolSync PSK of every app is derived from; the same on both clusters.
     volsync_seed_secret_name: str | None = None
+    # DRControls may name a Flux Kustomization for the operator to own (spec.application.fluxKustomization).
+    with_flux: bool = False
     cidrs: tuple[str, ...] = ()
     peer_cidrs: tuple[str, ...] = ()
     peer_poll_interval: str = "30s"
@@ -130,11 +132,15 @@ CLUSTER_RULES: tuple[Rule, ...] = (
 
 # Only with a VolSync seed: the PSK Secret `<vrg>-vs-secret` of each app, in the app's namespace
 # (a create cannot be limited by name, and the names vary per app).
+# The owned Kustomizations (reconciler/plan/application.py): read, created, rewritten, deleted.
+FLUX_RULES: tuple[Rule, ...] = (
+    Rule(("kustomize.toolkit.fluxcd.io",), ("kustomizations",), ("get", "create", "patch", "delete")),)
 VOLSYNC_RULES: tuple[Rule, ...] = (Rule(("",), ("secrets",), ("get", "create", "patch")),)
 
 
 def cluster_rules(options: InstallOptions) -> tuple[Rule, ...]:
-    return CLUSTER_RULES + (VOLSYNC_RULES if options.volsync_seed_secret_name else ())
+    return CLUSTER_RULES + (VOLSYNC_RULES if options.volsync_seed_secret_name else ()) + \
+        (FLUX_RULES if options.with_flux else ())
 
 
 def namespace_rules(options: InstallOptions) -> tuple[Rule, ...]:

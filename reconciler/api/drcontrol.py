@@ -52,6 +52,7 @@ RESULT_SUCCEEDED: Final = "Succeeded"
 RESULT_FAILED: Final = "Failed"
 
 CLUSTER_NAME_PATTERN: Final = r"([a-z0-9]([-a-z0-9]*[a-z0-9])?)?"
+DNS_SUBDOMAIN_PATTERN: Final = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 
 
 @dataclass
@@ -108,12 +109,63 @@ class VRGTemplate:
 
 
 @dataclass
+class FluxKustomizationTemplate:
+    """spec.application.fluxKustomization: the Flux Kustomization the operator owns on each cluster.
+
+    It exists only while the cluster is ReadyForApplication; deleting it makes Flux prune the
+    application, so `spec.prune` must be true.
+    """
+
+    name: str
+    namespace: str
+    spec: dict[str, Any]
+    labels: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str) -> FluxKustomizationTemplate:
+        f = Fields(d, path)
+        spec = f.raw_object("spec")
+        if spec is None:
+            raise ModelError(f.at("spec"), "is required")
+        if spec.get("prune") is not True:
+            raise ModelError(f.at("spec") + ".prune", "must be true: the application leaves a cluster by Flux "
+                                                      "pruning it when the Kustomization is deleted")
+        if spec.get("suspend") is True:
+            raise ModelError(f.at("spec") + ".suspend", "must not be true: a suspended Kustomization never prunes")
+        return cls(
+            name=f.req_string("name", pattern=DNS_SUBDOMAIN_PATTERN),
+            namespace=f.req_string("namespace", pattern=CLUSTER_NAME_PATTERN),
+            spec=spec,
+            labels=f.raw_object("labels"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return emit({}, name=self.name, namespace=self.namespace, labels=self.labels, spec=self.spec)
+
+
+@dataclass
+class ApplicationRef:
+    """spec.application: how the application is started and stopped on each cluster."""
+
+    flux_kustomization: FluxKustomizationTemplate | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str) -> ApplicationRef:
+        f = Fields(d, path)
+        return cls(flux_kustomization=f.nested("fluxKustomization", FluxKustomizationTemplate.from_dict))
+
+    def to_dict(self) -> dict[str, Any]:
+        return emit({}, fluxKustomization=self.flux_kustomization.to_dict() if self.flux_kustomization else None)
+
+
+@dataclass
 class DRControlSpec:
     dr_policy_ref: DRPolicyRef
     vrg_spec: VRGTemplate
     preferred_cluster: str | None = None
     action: str | None = None
     target_cluster: str | None = None
+    application: ApplicationRef | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -130,6 +182,7 @@ class DRControlSpec:
             preferred_cluster=f.string("preferredCluster", pattern=CLUSTER_NAME_PATTERN),
             action=f.string("action", choices=ACTIONS),
             target_cluster=f.string("targetCluster", pattern=CLUSTER_NAME_PATTERN),
+            application=f.nested("application", ApplicationRef.from_dict),
             extra=f.extra(),
         )
         # Same rule as the CRD's CEL validation, so objects built in code fail the same way.
@@ -145,6 +198,7 @@ class DRControlSpec:
             vrgSpec=self.vrg_spec.to_dict(),
             action=self.action,
             targetCluster=self.target_cluster,
+            application=self.application.to_dict() if self.application else None,
         )
 
 

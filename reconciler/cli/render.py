@@ -51,6 +51,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--volsync-seed-secret-name", default=None,
                    help="Secret (key seed, at least 32 bytes) each app's VolSync PSK is derived from; the same "
                         "on both clusters")
+    p.add_argument("--with-flux", action="store_true",
+                   help="let the operator own the Flux Kustomizations DRControls name in "
+                        "spec.application.fluxKustomization (RBAC on kustomize.toolkit.fluxcd.io kustomizations)")
     p.add_argument("--peer-api-server", default=None,
                    help="https URL of the peer's API server, to nudge its operator after coordination writes")
     p.add_argument("--peer-kubeconfig-secret", default=None,
@@ -92,6 +95,7 @@ def options_from_args(args: argparse.Namespace) -> InstallOptions:
         replicas=args.replicas,
         hmac_secret_name=args.hmac_secret_name,
         volsync_seed_secret_name=args.volsync_seed_secret_name,
+        with_flux=args.with_flux,
         peer_api_server=args.peer_api_server,
         peer_kubeconfig_secret=args.peer_kubeconfig_secret,
         cidrs=args.cidrs,

@@ -27,6 +27,7 @@ from reconciler.kube import Applier, Cache, EventRecorder, KubeClient, Obj, Resu
 from reconciler.kube.errors import ApiError
 from reconciler.kube.informer import Event, EventType
 from reconciler.kube.patch import replacing
+from reconciler.plan.application import KUSTOMIZATION, ApplicationView, differs, flux_template, owned_by
 from reconciler.plan.drcluster import FENCED_MESSAGE, fence_name
 from reconciler.plan.drcontrol import FINALIZER, Claim, Plan, Transition, WithdrawIntent, WriteIntent, plan
 from reconciler.plan.inputs import Coordination, CoordinationError, PlanInput, PolicyView, VRGView
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 MAX_REPLANS = 4
 PSK_RECHECK = 300.0
+# An owned Kustomization found as wanted is read again only this often (Flux, not us, changes it).
+APPLICATION_RECHECK = 60.0
 FENCED = ("Fenced", "ManuallyFenced")
 
 
@@ -82,6 +85,8 @@ class DRControlController:
     _own_intents: dict[AppKey, DRIntent | None] = field(default_factory=dict)
     # Digest status hashes of releases confirmed against the per-app object.
     _confirmed_releases: dict[AppKey, str | None] = field(default_factory=dict)
+    # The owned Kustomization per app as last read or written: (view, live object, when read).
+    _applications: dict[AppKey, tuple[ApplicationView, Obj | None, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- inputs ---------------------------------------------------------------
@@ -267,6 +272,7 @@ class DRControlController:
             self._take_nudge(drc, app, peering)
 
         seen = drc  # what the planner continues from; `drc` stays the live object patches are based on
+        application = self._application_view(drc, app)
         vrg_obj = self.cache.get(VRG, name, ns)
         vrg_fresh = False
         for _ in range(MAX_REPLANS):
@@ -288,6 +294,7 @@ class DRControlController:
                 poll_interval=self.poll_interval,
                 local_heartbeat_ok=self.heartbeat_ok(),
                 volsync_seed_problem=self.volsync_keys.problem(),
+                application=application,
             )
             p = plan(inp)
             if not vrg_fresh and (_releases(p, co) or (_ready({"status": p.status}) and not _ready(seen))):
@@ -388,6 +395,10 @@ class DRControlController:
         if p.volsync_secret is not None:
             # Before the VRG: Ramen's VRG controller creates no ReplicationSource/Destination without it.
             written = self._ensure_psk_secret(app, p, written)
+        if p.manages_application:
+            # After the status (ReadyForApplication is withdrawn before the application goes) and
+            # before the VRG (a demotion follows the application's removal, never leads it).
+            self._apply_application(drc, app, p)
         if p.vrg is not None:
             try:
                 res = self.applier.apply(VRG, p.vrg, vrg_live)
@@ -419,6 +430,81 @@ class DRControlController:
         if before != after and self.on_ready_change is not None:
             self.on_ready_change(written, after)
         return Result(requeue_after=p.requeue_after)
+
+    # -- the owned Flux Kustomization -------------------------------------------------
+    def _application_view(self, drc: Obj, app: AppKey) -> ApplicationView:
+        """The owned Kustomization: read fresh unless it was found as wanted lately.
+
+        During a relocate it is always read fresh: the demotion must rest on it being gone.
+        """
+        t = flux_template(drc)
+        if t is None:
+            with self._lock:
+                self._applications.pop(app, None)
+            return ApplicationView()
+        with self._lock:
+            known = self._applications.get(app)
+        relocating = (drc.get("status") or {}).get("phase") == "Relocating"
+        if known is not None and not relocating and not known[0].problem and not known[0].deleting \
+                and self.monotonic() - known[2] < APPLICATION_RECHECK:
+            return known[0]
+        try:
+            live: Obj | None = self.client.get(KUSTOMIZATION, t.name, t.namespace)
+        except ApiError as e:
+            if not e.not_found:
+                view = ApplicationView(problem=f"HTTP {e.status} {e.reason}")
+                self._remember(app, view, None)
+                return view
+            live = None
+        if live is not None and not owned_by(live, drc):
+            view = ApplicationView(present=True, problem="it exists but this DRControl did not create it "
+                                   "(its labels name another owner or none); delete or rename it")
+        else:
+            view = ApplicationView(present=live is not None,
+                                   deleting=bool(live and live["metadata"].get("deletionTimestamp")))
+        self._remember(app, view, live)
+        return view
+
+    def _remember(self, app: AppKey, view: ApplicationView, live: Obj | None) -> None:
+        with self._lock:
+            self._applications[app] = (view, live, self.monotonic())
+
+    def _apply_application(self, drc: Obj, app: AppKey, p: Plan) -> None:
+        """Create, update or delete the owned Kustomization as the plan says; errors end in its condition."""
+        t = flux_template(drc)
+        with self._lock:
+            known = self._applications.get(app)
+        if t is None or known is None or known[0].problem or known[0].present is None:
+            return  # unknown or not ours: the condition says why, nothing is written
+        view, live, _ = known
+        want = p.kustomization
+        try:
+            if want is None:
+                if live is not None and not view.deleting:
+                    self.client.delete(KUSTOMIZATION, t.name, t.namespace)
+                    log.info("deleted Kustomization %s so Flux prunes the application", t.ref, extra={"key": _k(app)})
+                    self._remember(app, ApplicationView(present=True, deleting=True), live)
+                return
+            if view.deleting:
+                return  # Flux is still pruning; it can be created again once it is gone
+            if live is None:
+                res = self.applier.apply(KUSTOMIZATION, want, None)
+                log.info("created Kustomization %s: Flux applies the application here", t.ref, extra={"key": _k(app)})
+            elif differs(live, want):
+                res = self.applier.apply(KUSTOMIZATION, {**want, "spec": replacing(live.get("spec"), want["spec"])},
+                                         live)
+            else:
+                return
+            self._remember(app, ApplicationView(present=True), res.obj)
+        except ApiError as e:
+            if e.not_found and want is not None:
+                why = "the Kustomization CRD (kustomize.toolkit.fluxcd.io/v1) is not installed here" \
+                    if live is None else "it was deleted meanwhile"
+            else:
+                why = f"HTTP {e.status} {e.reason}"
+            log.warning("could not write Kustomization %s: %s", t.ref, why, extra={"key": _k(app)})
+            self._remember(app, ApplicationView(problem=f"could not write it: {why}"), live)
+            p.requeue_after = min(p.requeue_after or self.poll_interval, 5.0)
 
     def _ensure_psk_secret(self, app: AppKey, p: Plan, written: Obj) -> Obj:
         assert p.volsync_secret is not None

@@ -43,6 +43,7 @@ from typing import Any
 
 from reconciler.kube.patch import replacing
 from reconciler.plan import volsync
+from reconciler.plan.application import desired_kustomization, flux_template, stop_problem
 from reconciler.plan.inputs import PRIMARY, SECONDARY, Coordination, PlanInput, VRGView, dig
 from reconciler.plan.status import Event, StatusBuilder
 from reconciler.s3peer import pvcs
@@ -117,6 +118,9 @@ class Plan:
     requeue_after: float | None = None
     # The VolSync PSK Secret to create or keep in the app namespace (its name), or None.
     volsync_secret: str | None = None
+    # spec.application.fluxKustomization is set: the Kustomization to exist (or None: delete it).
+    manages_application: bool = False
+    kustomization: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,9 @@ def _seconds_between(start: str, end: str) -> float:
 
 
 LAST_SEEN_REFRESH = 300.0
+FLUX_KUSTOMIZATION = "FluxKustomization"
+# Seconds between looks at an owned Kustomization on its way in or out (Flux prunes in seconds).
+APPLICATION_RECHECK = 2.0
 
 
 def _coarse_last_seen(previous: str | None, latest: str) -> str:
@@ -476,9 +483,37 @@ class _Planner:
                           message if reconciling else "nothing in progress")
         if not self.stalled:
             self.sb.condition("Stalled", False, "NotStalled", "no blocking problem")
+        self._application()
         self.plan.status = self.sb.build()
         self.plan.events = self.sb.transition_events()
         return self.plan
+
+    def _application(self) -> None:
+        """The owned Kustomization follows ReadyForApplication; its condition says where it is."""
+        t = flux_template(self.inp.drcontrol)
+        if t is None:
+            return
+        rfa = self.sb.get("ReadyForApplication")
+        ready = rfa is not None and rfa.status == "True"
+        self.plan.manages_application = True
+        self.plan.kustomization = desired_kustomization(self.inp.drcontrol, ready,
+                                                        rfa.last_transition_time if rfa else self.inp.now)
+        view = self.inp.application
+        if view.problem:
+            self.sb.condition(FLUX_KUSTOMIZATION, False, "KustomizationUnknown",
+                              f"Kustomization {t.ref}: {view.problem}")
+        elif view.present and not view.deleting:
+            self.sb.condition(FLUX_KUSTOMIZATION, True, "Present", f"Kustomization {t.ref} exists: Flux "
+                              "applies the application here" + ("" if ready else "; deleting it"))
+        elif view.present:
+            self.sb.condition(FLUX_KUSTOMIZATION, False, "Deleting",
+                              f"Kustomization {t.ref} is being deleted: Flux prunes the application here")
+        elif view.present is False:
+            self.sb.condition(FLUX_KUSTOMIZATION, False, "Absent", f"no Kustomization {t.ref}: the application "
+                              "does not run here" + ("; creating it" if ready else ""))
+        if view.problem or view.present is None or ready != bool(view.present and not view.deleting):
+            # The controller writes or re-reads it now; look again soon, not at the next poll.
+            self.plan.requeue_after = min(self.plan.requeue_after or APPLICATION_RECHECK, APPLICATION_RECHECK)
 
     # the decision ---------------------------------------------------------
     def run(self) -> Plan:
@@ -734,6 +769,14 @@ class _Planner:
                                desired_vrg(self.inp, PRIMARY, action=self._promo_action(ds)))
         self.sb.condition("ReadyForApplication", False, "Relocating",
                           f"relocating to {self.peer}: stop the application here")
+        if not already_demoting and not syncing:
+            # The final sync and the demotion must see the application stopped: wait for Flux to prune it.
+            still = stop_problem(self.inp.drcontrol, self.inp.application)
+            if still is None or still:
+                self._vrg_condition(PRIMARY)
+                self.plan.requeue_after = APPLICATION_RECHECK
+                return waiting(f"relocate waits for the application to stop here: {still or 'checking'}",
+                               desired_vrg(self.inp, PRIMARY, action=self._promo_action(ds)))
         if final_sync and not already_demoting:
             # Completion flags count only when the status describes the spec that asked for them;
             # a run once requested stays requested.

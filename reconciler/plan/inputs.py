@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.plan.application import ApplicationView
 from reconciler.s3peer.models import ClusterStatus, DRIntent, DRState
 from reconciler.s3peer.snapshot import PeerHealth
 
@@ -186,3 +187,5 @@ class PlanInput:
     local_heartbeat_ok: bool = True
     # Why the VolSync PSK cannot be derived here (no seed configured, seed unreadable); "" when it can.
     volsync_seed_problem: str = ""
+    # The Kustomization spec.application.fluxKustomization names, as last read (unread by default).
+    application: ApplicationView = field(default_factory=ApplicationView)

@@ -38,6 +38,9 @@ class StatusBuilder:
         self._conditions = set_condition(self._conditions, ctype, status, reason, message,
                                          now=parse_time(self.now), observed_generation=self.generation)
 
+    def get(self, ctype: str) -> Condition | None:
+        return get_condition(self._conditions, ctype)
+
     def keep_condition(self, ctype: str, reason: str, message: str) -> None:
         """Leave a condition as it was (roles freeze); never reported before, it is False."""
         old = get_condition(self._conditions, ctype)
