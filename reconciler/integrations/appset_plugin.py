@@ -8,7 +8,12 @@ every configured cluster and returns one parameter set for the cluster where Rea
 is True (see `readiness` for how disagreements and unreadable clusters are settled).
 
     python -m reconciler.integrations.appset_plugin --listen 0.0.0.0:4355 \
-        --token-file /var/run/argo/token --cluster east=/kube/east --cluster west=/kube/west
+        --token-file /var/run/argo/token --cluster east=/kube/east --cluster west=/kube/west \
+        --argocd-kubeconfig in-cluster
+
+With `--argocd-kubeconfig` the plugin also watches the DRControls and, when one's
+ReadyForApplication changes, asks Argo CD to refresh the ApplicationSets that name it (see
+`refresher`): Applications follow a failover or relocate within seconds, not at the next poll.
 
 Status codes: 200 with the list (possibly empty); 400 for a malformed request; 401 without the
 right token; 404 when the DRControl exists on no cluster (a typo must not look like "deploy
@@ -37,6 +42,7 @@ from typing import Any
 from reconciler.httpbounds import MAX_CONNECTIONS, REQUEST_DEADLINE, BoundedHandler, BoundedHTTPServer
 from reconciler.integrations.clusters import DRControlReader, kube_reader, parse_cluster_arg, read_all
 from reconciler.integrations.readiness import decide
+from reconciler.integrations.refresher import KubeAppSets, Refresher, kube_watch
 
 log = logging.getLogger("ramen_p2p.appset_plugin")
 
@@ -237,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "NAME should be the DRCluster name")
     p.add_argument("--api-timeout", type=float, default=5.0,
                    help="seconds to wait for each cluster's API server (default %(default)s)")
+    p.add_argument("--argocd-kubeconfig", default=None, metavar="KUBECONFIG",
+                   help="the cluster Argo CD runs on ('in-cluster' for the pod's ServiceAccount): refresh the "
+                        "ApplicationSets that ask about a DRControl whenever its ReadyForApplication changes")
+    p.add_argument("--argocd-namespace", default="argocd",
+                   help="namespace of the ApplicationSets (default %(default)s)")
+    p.add_argument("--plugin-configmap", default="ramen-p2p-appset-plugin",
+                   help="the ConfigMap the ApplicationSets' plugin generators name (default %(default)s)")
     p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     return p
 
@@ -250,12 +263,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.cluster:
             raise ValueError("at least one --cluster NAME=KUBECONFIG is needed")
         readers: dict[str, DRControlReader] = {}
+        kube_readers = {}
         for arg in args.cluster:
             name, source = parse_cluster_arg(arg)
-            readers[name] = kube_reader(source, timeout=(min(3.0, args.api_timeout), args.api_timeout))
+            readers[name] = kube_readers[name] = kube_reader(source, timeout=(min(3.0, args.api_timeout),
+                                                                              args.api_timeout))
+        refresher = None
+        if args.argocd_kubeconfig:
+            argocd = kube_reader(args.argocd_kubeconfig).api
+            refresher = Refresher({n: kube_watch(r.api) for n, r in kube_readers.items()},
+                                  KubeAppSets(argocd, args.argocd_namespace), args.plugin_configmap)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if refresher is not None:
+        refresher.start()
+        log.info("refreshing ApplicationSets in %s that name ConfigMap %s on ReadyForApplication changes",
+                 args.argocd_namespace, args.plugin_configmap)
     generator = Generator(readers)
     server = PluginServer((host, port), generator, token)
     # SIGTERM (pod shutdown) stops the loop the same way Ctrl-C does.
@@ -266,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if refresher is not None:
+            refresher.stop()
         server.server_close()
         generator.close()
     return 0

@@ -67,9 +67,16 @@ def test_applicationset_uses_the_plugin_and_its_parameters() -> None:
     assert appset["spec"]["goTemplate"] is True
 
 
-def test_rbac_grants_only_get_on_drcontrols() -> None:
+def test_rbac_grants_only_reads_of_drcontrols_and_the_appset_refresh() -> None:
     role = docs("argocd/drcontrol-reader-rbac.yaml")["ClusterRole"]
-    assert role["rules"] == [{"apiGroups": ["ramendr.openshift.io"], "resources": ["drcontrols"], "verbs": ["get"]}]
+    assert role["rules"] == [{"apiGroups": ["ramendr.openshift.io"], "resources": ["drcontrols"],
+                              "verbs": ["get", "list", "watch"]}]
+    argo = docs("argocd/plugin-deployment.yaml")
+    assert argo["Role"]["rules"] == [{"apiGroups": ["argoproj.io"], "resources": ["applicationsets"],
+                                      "verbs": ["list", "patch"]}]
+    assert argo["Role"]["metadata"]["namespace"] == argo["Deployment"]["metadata"]["namespace"]
+    args = argo["Deployment"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--argocd-kubeconfig=in-cluster" in args
 
 
 def test_flux_app_waits_for_the_drcontrol_gate() -> None:

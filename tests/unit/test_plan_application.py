@@ -33,9 +33,9 @@ from tests.unit.test_plan_drcontrol import (
     vrg_state,
 )
 
-TEMPLATE = {"name": "my-app", "namespace": "flux-system",
-            "spec": {"interval": "10m", "path": "./app", "prune": True, "targetNamespace": "ns",
-                     "sourceRef": {"kind": "Bucket", "name": "apps"}}}
+SPEC: dict[str, Any] = {"interval": "10m", "path": "./app", "prune": True, "targetNamespace": "ns",
+                        "sourceRef": {"kind": "Bucket", "name": "apps"}}
+TEMPLATE: dict[str, Any] = {"name": "my-app", "namespace": "flux-system", "spec": SPEC}
 GONE = ApplicationView(present=False)
 THERE = ApplicationView(present=True)
 PRUNING = ApplicationView(present=True, deleting=True)
@@ -59,7 +59,7 @@ def test_the_primary_that_is_ready_wants_the_kustomization_with_owner_labels_and
     assert (meta["name"], meta["namespace"]) == ("my-app", "flux-system")
     assert meta["labels"] == {OWNER_NAMESPACE_LABEL: "ns", OWNER_NAME_LABEL: "app"}
     assert meta["annotations"][REQUESTED_AT] == cond(p, "ReadyForApplication")["lastTransitionTime"]
-    assert p.kustomization["spec"] == TEMPLATE["spec"]
+    assert p.kustomization["spec"] == SPEC
     assert cond(p, "FluxKustomization")["reason"] == "Absent"
     assert p.requeue_after == 2.0, "a Kustomization on its way in is looked at again soon"
 
@@ -154,7 +154,7 @@ def test_differs_sees_a_new_readiness_and_a_changed_template_but_not_server_defa
     assert not differs(live, want)
     later = desired_kustomization(d, True, "2026-11-25T12:05:00Z")
     assert later is not None and differs(live, later)
-    d["spec"]["application"]["fluxKustomization"] = {**TEMPLATE, "spec": {**TEMPLATE["spec"], "path": "./v2"}}
+    d["spec"]["application"]["fluxKustomization"] = {**TEMPLATE, "spec": {**SPEC, "path": "./v2"}}
     changed = desired_kustomization(d, True, "2026-11-25T12:00:00Z")
     assert changed is not None and changed["metadata"]["annotations"][SPEC_HASH] != \
         want["metadata"]["annotations"][SPEC_HASH]
@@ -170,9 +170,9 @@ def test_owned_by_needs_both_labels() -> None:
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ({**TEMPLATE["spec"], "prune": False}, "prune: must be true"),
-    ({k: v for k, v in TEMPLATE["spec"].items() if k != "prune"}, "prune: must be true"),
-    ({**TEMPLATE["spec"], "suspend": True}, "suspend: must not be true"),
+    ({**SPEC, "prune": False}, "prune: must be true"),
+    ({k: v for k, v in SPEC.items() if k != "prune"}, "prune: must be true"),
+    ({**SPEC, "suspend": True}, "suspend: must not be true"),
 ])
 def test_the_model_refuses_a_template_that_would_never_prune(spec: dict[str, Any], message: str) -> None:
     d = flux_drc()
