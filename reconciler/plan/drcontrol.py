@@ -811,6 +811,15 @@ class _Planner:
         self.plan.vrg = desired_vrg(self.inp, SECONDARY)
         self._vrg_condition(SECONDARY)
         self._ready_for_application(ds)
+        still = stop_problem(self.inp.drcontrol, self.inp.application)
+        if (still is None or still) and not (v.exists and v.desired_state == SECONDARY):
+            # The owned Kustomization is still here (an old Primary back after a failover, a new
+            # protection of an app running here): no VRG becomes Secondary under a running
+            # application. The VRG is left as it is until Flux has pruned it.
+            self.plan.vrg = None
+            self.plan.requeue_after = APPLICATION_RECHECK
+            self.sb.condition("VRGHealthy", False, "WaitingForApplicationStop",
+                              f"the VRG becomes Secondary once the application stopped here: {still or 'checking'}")
         self.plan.publish = self._own_status(Role.SECONDARY, ds.generation, False)
         ps = co.peer_status
         released_here = (ps is not None and ps.role == Role.SECONDARY_READY

@@ -27,10 +27,12 @@ from reconciler.kube import Obj
 from reconciler.s3peer import AppKey, ClusterStatus, CorruptObject, DRState, KeySchema, decode, encode
 from reconciler.s3peer.envelope import Kind
 from reconciler.s3peer.quorum import Accepted, AcceptorState
+from tests.sim.fluxmodel import app_running
 
 if TYPE_CHECKING:
     from tests.sim.world import Event, World
 
+NS = "ns"
 DR_STATE_KEY = KeySchema().dr_state(AppKey("ns", "app"))
 ACCEPTOR_KEY = KeySchema().dr_state_acceptor(AppKey("ns", "app"))
 POLL_INTERVAL = 5.0  # the snapshot lifetime the simulated operators run with
@@ -390,6 +392,13 @@ class Checker:
                   and int(vst.get("observedGeneration") or 0) == vgen):
                 self._sound_release[c] = vgen
 
+        if w.variant.flux:
+            for c, node in w.nodes.items():
+                # I6: Flux's application and a Secondary VRG never share a cluster: the relocate's
+                # final sync and demotion, and an old Primary's demotion, follow the prune.
+                if app_running(node.server, NS) and _spec_state(vrgs[c]) == "secondary":
+                    self.violation("I6", f"{c}: the application runs while the VRG is asked to be secondary")
+
         ready_gens: dict[int, str] = {}
         for c, drc in drcs.items():
             if _cond(drc, "ReadyForApplication") != "True" or (drc or {})["metadata"].get("deletionTimestamp"):
@@ -455,6 +464,8 @@ class Checker:
                 return f"{c}: ReadyForApplication {_cond(drc, 'ReadyForApplication')}"
             if _cond(drc, "Stalled") == "True":
                 return f"{c}: Stalled"
+            if w.variant.flux and app_running(w.nodes[c].server, NS) != (c == cur.primary):
+                return f"{c}: the application {'runs' if c != cur.primary else 'does not run'} here"
             la = st.get("lastAction") or {}
             if la.get("result") == "InProgress":
                 return f"{c}: lastAction in progress: {la}"

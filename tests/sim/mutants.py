@@ -67,6 +67,11 @@ def _move_without_marker(self: Any, app: Any, quorum: Any) -> Any:
     return quorum.seed(app, found.value, found.nonce).current
 
 
+def _demote_under_running_app(drc: Any, view: Any) -> str:
+    # Never waits for Flux: the relocate and an old Primary demote while the application runs.
+    return ""
+
+
 # name -> (owner, attribute, replacement, the invariant that must catch it)
 MUTANTS: dict[str, tuple[Any, str, Any, str]] = {
     "promote-without-cas": (planner_mod._Planner, "_take_over", _promote_without_cas, "I3"),
@@ -75,6 +80,7 @@ MUTANTS: dict[str, tuple[Any, str, Any, str]] = {
     "demote-on-outage": (planner_mod._Planner, "_freeze", _demote_on_outage, "I3"),
     "status-last": (controller_mod.DRControlController, "_apply", _status_last, "I5"),
     "move-without-marker": (Coordinator, "_move_into_quorum", _move_without_marker, "I3"),
+    "demote-under-running-app": (planner_mod, "stop_problem", _demote_under_running_app, "I6"),
 }
 
 

@@ -176,4 +176,12 @@ SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
         *rounds(), ("migrate", "east"), *rounds(1), ("user", "west", "Failover", "west"), ("crash", "east"),
         *[e for e in rounds(3) if e[1:2] != ("east",)],
     ], "I3"),
+    # Flux owns the application: a relocate demotes only after Flux pruned it on the source, and
+    # the old Primary back after a failover does the same (mutant demote-under-running-app: I6).
+    "relocate-and-failover-with-flux": (Variant(preferred="east", volsync=True, flux=True), [
+        *rounds(), ("flux", "east"), *rounds(1), ("user", "east", "Relocate", "west"), ("reconcile", "east"),
+        ("reconcile", "east"), ("vrg", "east"), ("reconcile", "east"), *rounds(2), ("flux", "east"),
+        *rounds(3), ("flux", "west"), ("s3", "west", "down"), ("user", "east", "Failover", "east"), *rounds(3),
+        ("s3", "west", "up"), *rounds(2), ("flux", "west"), *rounds(2),
+    ], "I6"),
 }

@@ -31,6 +31,7 @@ from reconciler.kube.errors import ApiError
 from reconciler.s3peer import ObjectStore, S3PeerError
 from tests.sim import mutants
 from tests.sim.checks import Checker, Violation
+from tests.sim.fluxmodel import flux_step
 from tests.sim.memkube import ListRecorder, MemApiServer, MemCache, MemKubeClient
 from tests.sim.mems3 import MemBucket, MemS3Client
 from tests.sim.vrgmodel import vrg_degrade, vrg_step
@@ -63,6 +64,8 @@ class Variant:
     quorum: bool = False  # dr-state over three stores (docs/protocol.md, three coordination stores)
     # One store at first; ("migrate", c) adds the quorum to c's DRPolicy (docs/protocol.md, moving).
     migrate: bool = False
+    # The DRControl names a Flux Kustomization the operator owns; ("flux", c) runs Flux's model.
+    flux: bool = False
 
 
 @dataclass
@@ -164,9 +167,15 @@ class World:
                                     "s3Profiles": [PROFILE]}
         if v.volsync:
             vrg_spec["volSync"] = {"disabled": False}
+        spec: dict[str, Any] = {"drPolicyRef": {"name": "pol"}, "preferredCluster": v.preferred, "vrgSpec": vrg_spec}
+        if v.flux:
+            spec["application"] = {"fluxKustomization": {
+                "name": APP, "namespace": "flux-system",
+                "spec": {"interval": "10m", "path": "./app", "prune": True,
+                         "sourceRef": {"kind": "Bucket", "name": "apps"}}}}
         server.create(DRCONTROL, {
             "apiVersion": DRCONTROL.api_version, "kind": "DRControl", "metadata": {"name": APP, "namespace": NS},
-            "spec": {"drPolicyRef": {"name": "pol"}, "preferredCluster": v.preferred, "vrgSpec": vrg_spec}})
+            "spec": spec})
 
     def start(self, c: str) -> None:
         """Start (or restart) the operator of `c`: nothing carried over but the API server and S3."""
@@ -179,7 +188,8 @@ class World:
         registry = PeeringRegistry(c, lambda p: ObjectStore(by_profile[p], "bucket"), settings)
         node.controller = DRControlController(
             cluster=c, client=node.client, cache=node.cache, applier=Applier(node.client), events=ListRecorder(),
-            peerings=registry, poll_interval=POLL, now=self.now, heartbeat_ok=lambda: node.heartbeat_ok)
+            peerings=registry, poll_interval=POLL, now=self.now, heartbeat_ok=lambda: node.heartbeat_ok,
+            monotonic=self.monotonic)
         node.heartbeat_ok = False
         node.armed = None
 
@@ -233,6 +243,9 @@ class World:
         node = self.nodes[c]
         if kind == "vrg":
             vrg_step(node.server, self.now())
+            return
+        if kind == "flux":
+            flux_step(node.server, NS)
             return
         if kind == "migrate":
             self.migrate(c)
@@ -337,7 +350,8 @@ class World:
         for _ in range(max_rounds):
             for c in CLUSTERS:
                 self.step(("protect", c))  # a protection removed during the schedule is asked for again
-                for kind in ("heartbeat", "poll", "reconcile", "vrg", "reconcile"):
+                for kind in ("heartbeat", "poll", "reconcile", "vrg", "reconcile",
+                             *(("flux", "reconcile") if self.variant.flux else ())):
                     self.step((kind, c))
             self.step(("tick", 2.0))
             problem = self.checker.unsettled()
@@ -430,6 +444,23 @@ def generate(rng: random.Random, length: int, *, tamper: bool = True, stores: in
     return events
 
 
+FLUX_SHARE = 0.25
+FLUX_IO_POINTS = ["DELETE Kustomization", "CREATE Kustomization", "GET Kustomization"]
+
+
+def with_flux(rng: random.Random, events: list[Event]) -> list[Event]:
+    """Flux steps (and crashes at the Kustomization writes) mixed into a schedule."""
+    out: list[Event] = []
+    for ev in events:
+        out.append(ev)
+        r = rng.random()
+        if r < 0.15:
+            out.append(("flux", rng.choice(CLUSTERS)))
+        elif r < 0.18:
+            out.append(("arm", rng.choice(CLUSTERS), 1, rng.choice(("before", "after")), rng.choice(FLUX_IO_POINTS)))
+    return out
+
+
 def variant_for(rng: random.Random, quorum: bool | None = None) -> Variant:
     """A random variant; `quorum` True or False fixes that choice (the other draws stay the same)."""
     v = Variant(preferred=rng.choice(CLUSTERS), volsync=rng.random() < 0.5, auto_failover=rng.random() < 0.3,
@@ -451,10 +482,15 @@ def run_schedule(seed: int, events: list[Event] | None = None, variant: Variant 
                  mutant: str = "", length: int = 60, quorum: bool | None = None) -> Outcome:
     """One schedule from its seed (`quorum` True: always the three-store variant)."""
     rng = random.Random(seed)
-    variant = variant or variant_for(rng, quorum)
-    events = events if events is not None else generate(
-        rng, length, stores=3 if variant.quorum or variant.migrate else 1, tamper=not variant.migrate,
-        migrate=variant.migrate)
+    # A stream of its own, so the Flux draws leave every other seed's schedule as it was.
+    flux_rng = random.Random(f"flux/{seed}")
+    if variant is None:
+        variant = dataclasses.replace(variant_for(rng, quorum), flux=flux_rng.random() < FLUX_SHARE)
+    if events is None:
+        events = generate(rng, length, stores=3 if variant.quorum or variant.migrate else 1,
+                          tamper=not variant.migrate, migrate=variant.migrate)
+        if variant.flux:
+            events = with_flux(flux_rng, events)
     logging.getLogger("reconciler").setLevel(logging.CRITICAL)
     with mutants.mutant(mutant):
         world = World(seed, variant)

@@ -179,3 +179,20 @@ def test_the_model_refuses_a_template_that_would_never_prune(spec: dict[str, Any
     d["spec"]["application"]["fluxKustomization"] = {**TEMPLATE, "spec": spec}
     with pytest.raises(ModelError, match=message):
         DRControlSpec.from_dict(d["spec"], "spec")
+
+
+def test_an_old_primary_back_after_a_failover_demotes_only_after_flux_pruned_the_application() -> None:
+    d = flux_drc()
+    back = run("east", d, THERE, v=PRIMARY_READY, co=state("west", 2, "Failover"))
+    assert cond(back, "ReadyForApplication")["status"] == "False"
+    assert back.kustomization is None, "the application is removed"
+    assert back.vrg is None, "the VRG stays as it is while the application still runs"
+    assert cond(back, "VRGHealthy")["reason"] == "WaitingForApplicationStop"
+    pruned = run("east", d, GONE, v=PRIMARY_READY, co=state("west", 2, "Failover"))
+    assert vrg_state(pruned) == "secondary"
+
+
+def test_a_new_protection_creates_no_secondary_vrg_under_a_running_application() -> None:
+    p = run("west", flux_drc(), THERE, co=state("east", 1))
+    assert p.vrg is None and p.kustomization is None
+    assert vrg_state(run("west", flux_drc(), GONE, co=state("east", 1))) == "secondary"
