@@ -25,6 +25,8 @@ typecheck: $(STAMP)
 build: $(STAMP)
 	@echo "==> building kube-apiserver, kube-controller-manager, kubectl, etcd, the S3 server and Ramen's manager (cached outside git)"
 	@$(PY) -m e2e.localenv build
+	@echo "==> building Flux's source-controller and kustomize-controller (cached outside git)"
+	@$(PY) -m e2e.localenv.flux
 
 unit: $(STAMP)
 	@$(VENV)/bin/pytest tests/unit

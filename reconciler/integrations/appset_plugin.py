@@ -276,15 +276,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if refresher is not None:
-        refresher.start()
-        log.info("refreshing ApplicationSets in %s that name ConfigMap %s on ReadyForApplication changes",
-                 args.argocd_namespace, args.plugin_configmap)
     generator = Generator(readers)
     server = PluginServer((host, port), generator, token)
     # SIGTERM (pod shutdown) stops the loop the same way Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     log.info("serving %s on %s:%d for clusters %s", PATH, *server.server_address[:2], ", ".join(readers))
+    if refresher is not None:
+        refresher.start()
+        log.info("refreshing ApplicationSets in %s that name ConfigMap %s when ReadyForApplication changes",
+                 args.argocd_namespace, args.plugin_configmap)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -390,10 +390,28 @@ INVALID_CREATES: list[tuple[str, str, Any, str, str | None]] = [
     ),
     ("networkfence", "spec.driver", DELETE, "one of driver or networkFenceClassName must be present", "spec.driver"),
 ]
+FLUX_SPEC = {"path": "./app", "prune": True, "interval": "10m", "sourceRef": {"kind": "Bucket", "name": "apps"}}
+INVALID_CREATES += [
+    ("drcontrol", "spec.application", {"fluxKustomization": {"name": "app", "namespace": "flux-system",
+                                                             "spec": {**FLUX_SPEC, "prune": False}}},
+     "spec.application.fluxKustomization.spec.prune must be true", "spec.application.fluxKustomization.spec.prune"),
+    ("drcontrol", "spec.application", {"fluxKustomization": {"name": "app", "namespace": "flux-system",
+                                                             "spec": {**FLUX_SPEC, "suspend": True}}},
+     "spec.application.fluxKustomization.spec.suspend must not be true",
+     "spec.application.fluxKustomization.spec.suspend"),
+    ("drcontrol", "spec.application", {"fluxKustomization": {"name": "app", "namespace": "flux-system",
+                                                             "spec": {"path": "./app", "prune": True}}},
+     "spec.application.fluxKustomization.spec.sourceRef needs kind and name", None),
+]
 SAMPLES = {"vrg": VRG_SAMPLE, "networkfence": NETWORKFENCE_SAMPLE}
 
 
 def sample(name: str) -> dict[str, Any]:
+    if name == "drcontrol-flux":
+        d = sample("drcontrol")
+        d["spec"]["application"] = {"fluxKustomization": {"name": "app", "namespace": "flux-system",
+                                                          "spec": copy.deepcopy(FLUX_SPEC)}}
+        return d
     d = copy.deepcopy(SAMPLES[name]) if name in SAMPLES else example(name)
     d["metadata"]["name"] = unique(name)
     return d
@@ -432,6 +450,8 @@ INVALID_UPDATES: list[tuple[str, dict[str, Any], str]] = [
     ("drpolicy-quorum", {"spec": {"s3CoordinationQuorum": None}}, "spec.s3CoordinationQuorum cannot be removed"),
     ("drcontrol", {"spec": {"drPolicyRef": {"name": "other"}}}, "spec.drPolicyRef is immutable"),
     ("drcontrol", {"spec": {"vrgSpec": {"replicationType": "sync"}}}, "spec.vrgSpec.replicationType is immutable"),
+    ("drcontrol-flux", {"spec": {"application": {"fluxKustomization": {"name": "other"}}}},
+     "spec.application.fluxKustomization.name is immutable"),
     ("drcluster-east", {"spec": {"clusterName": "north"}}, "spec.clusterName is immutable"),
     ("drcluster-east", {"spec": {"region": None}}, "spec.region is immutable"),
     ("networkfence", {"spec": {"driver": "other.csi.example.com"}}, "driver is immutable"),

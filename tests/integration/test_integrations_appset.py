@@ -13,6 +13,7 @@ import re
 import secrets
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import pytest
 import yaml
 
 from e2e.crdinstall import OUR_CRDS, install_crds
-from e2e.localenv import build
+from e2e.localenv import argocd, build
 from e2e.localenv.clients import Cluster
 from reconciler.api.common import GROUP, VERSION
 
@@ -60,13 +61,14 @@ class Plugin:
         return [p["cluster"] for p in doc["output"]["parameters"]]
 
 
-def start_plugin(tmp: Path, clusters: dict[str, Path]) -> Plugin:
+def start_plugin(tmp: Path, clusters: dict[str, Path], extra: tuple[str, ...] = ()) -> Plugin:
     token_file = tmp / "token"
     token_file.write_text(TOKEN + "\n")
     args = [sys.executable, "-m", "reconciler.integrations.appset_plugin", "--listen", "127.0.0.1:0",
             "--token-file", str(token_file), "--api-timeout", "3", "--log-level", "DEBUG"]
     for name, kubeconfig in clusters.items():
         args += ["--cluster", f"{name}={kubeconfig}"]
+    args += extra
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     line = proc.stderr.readline()  # the first log line names the bound address
@@ -197,3 +199,49 @@ def test_kubectl_wait_for_ready_for_application(crds: None, east: Cluster, names
         proc.kill()
     assert proc.returncode == 0, err
     assert "condition met" in out
+
+
+def test_a_readiness_change_refreshes_the_applicationsets_that_name_the_drcontrol(
+        crds: None, namespace: str, east: Cluster, west: Cluster, tmp_path: Path) -> None:
+    """Argo CD's real ApplicationSet CRD on east (standing in for Argo CD's cluster): a flip of
+    ReadyForApplication annotates, within seconds, the ApplicationSet that asks about it, and only it."""
+    argocd.install(east.kubeconfig)
+    for c in (east, west):
+        create_drc(c, namespace, "app-dr")
+    set_ready(east, namespace, "app-dr", True, 1, "east")
+
+    def appset(name: str, drcontrol: str) -> dict[str, Any]:
+        return {"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet", "metadata": {"name": name},
+                "spec": {"goTemplate": True, "generators": [{"plugin": {
+                    "configMapRef": {"name": "ramen-p2p-appset-plugin"},
+                    "input": {"parameters": {"namespace": namespace, "drcontrol": drcontrol}},
+                    "requeueAfterSeconds": 1800}}],
+                    "template": {"metadata": {"name": "x-{{.cluster}}"},
+                                 "spec": {"project": "default", "destination": {"name": "{{.cluster}}"},
+                                          "source": {"repoURL": "https://example.invalid/x.git", "path": "."}}}}}
+
+    for name, drc in (("mine", "app-dr"), ("other", "other-dr")):
+        east.custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", namespace, "applicationsets",
+                                                    appset(name, drc))
+
+    def refresh_asked(name: str) -> bool:
+        obj = east.custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", namespace, "applicationsets", name)
+        return (obj["metadata"].get("annotations") or {}).get("argocd.argoproj.io/application-set-refresh") == "true"
+
+    p = start_plugin(tmp_path, {"east": east.kubeconfig, "west": west.kubeconfig},
+                     ("--argocd-kubeconfig", str(east.kubeconfig), "--argocd-namespace", namespace))
+    try:
+        time.sleep(2)  # the watches list first; what they see then is no transition
+        assert not refresh_asked("mine")
+        t0 = time.monotonic()
+        set_ready(east, namespace, "app-dr", False, 1, "east")
+        set_ready(west, namespace, "app-dr", True, 2, "west")
+        while not refresh_asked("mine"):
+            assert time.monotonic() - t0 < 15, "no refresh asked within 15 s of the flip"
+            time.sleep(0.1)
+        print(f"refresh asked {time.monotonic() - t0:.2f}s after the flip")
+        assert not refresh_asked("other"), "an ApplicationSet about another DRControl was refreshed"
+    finally:
+        log = stop_plugin(p)
+    assert TOKEN not in log
+    assert "refresh requested of ApplicationSet mine" in log
