@@ -115,7 +115,8 @@ def protect_with_flux(pair: DRPair) -> None:
         d = harness.drcontrol(pair.namespace, "app", "east")
         d["spec"]["application"] = {"fluxKustomization": {
             "name": "app", "namespace": pair.namespace,
-            "spec": {"interval": "10m", "path": "./app", "prune": True, "targetNamespace": pair.namespace,
+            "spec": {"interval": "10m", "retryInterval": "5s", "path": "./app", "prune": True,
+                     "targetNamespace": pair.namespace,
                      "sourceRef": {"kind": "Bucket", "name": source.name}}}}
         c.custom.create_namespaced_custom_object(harness.GROUP, harness.VERSION, pair.namespace, "drcontrols", d)
 
