@@ -291,3 +291,17 @@ def test_peer_endpoint_needs_both_options_and_https() -> None:
     with pytest.raises(InstallError, match="https"):
         render_install(InstallOptions("east", "west", "https://s3.example.com", peer_api_server="http://a:6443",
                                       peer_kubeconfig_secret="k"))
+
+
+def test_with_flux_adds_only_the_kustomization_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    def flux_rules(args: list[str]) -> list[dict[str, Any]]:
+        code, out, _ = run_cli([*BASE, "--no-crds", *args], monkeypatch)
+        assert code == 0
+        role = next(d for d in documents(out) if d["kind"] == "ClusterRole" and "rules" in d
+                    and any("drcontrols" in r["resources"] for r in d["rules"]))
+        return [r for r in role["rules"] if "kustomize.toolkit.fluxcd.io" in r["apiGroups"]]
+
+    assert flux_rules([]) == []
+    assert flux_rules(["--with-flux"]) == [{"apiGroups": ["kustomize.toolkit.fluxcd.io"],
+                                            "resources": ["kustomizations"],
+                                            "verbs": ["get", "create", "patch", "delete"]}]
