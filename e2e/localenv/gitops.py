@@ -32,12 +32,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from e2e.localenv import build
 from e2e.localenv.procs import Component, free_port
+
+if TYPE_CHECKING:
+    from e2e.localenv.env import LocalEnv
 
 KUSTOMIZE_CONTROLLER = ("github.com/fluxcd/kustomize-controller", "v1.9.6")
 # v1.9.5 and later need a module the proxy refuses; v1.9.0 builds with Go 1.26.
@@ -392,8 +395,8 @@ class FluxBucket:
                          "sourceRef": {"kind": "Bucket", "name": self.name}, **spec}}
 
 
-def flux_bucket(env: Any, bucket: str, name: str | None = None, interval: str = "1m") -> FluxBucket:
-    """A new bucket `bucket` on the environment's S3 server (`env`: a LocalEnv) and its Flux source `name`."""
+def flux_bucket(env: LocalEnv, bucket: str, name: str | None = None, interval: str = "1m") -> FluxBucket:
+    """A new bucket `bucket` on the environment's S3 server and its Flux source `name` (default: `bucket`)."""
     return FluxBucket(name=name or bucket, s3=env.add_bucket(env.s3, bucket), interval=interval)
 
 

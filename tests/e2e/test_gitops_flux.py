@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -63,10 +63,16 @@ class Sampler:
         return str((v.get("spec") or {}).get("replicationState") or "")
 
     def run(self) -> None:
+        # The reads of one sample are not atomic, so their order makes every overlap seen a real one:
+        # VRGs before applications (an application still there after a VRG read Secondary was there
+        # when it was read), and west's application before east's (the relocate moves it east ->
+        # west: east's application still there after west's was seen was there at the same time).
         while not self._stop.wait(0.1):
             try:
-                self.samples.append(Sample(time.monotonic(), {n: self._running(c) for n, c in self.clusters.items()},
-                                           {n: self._vrg(c) for n, c in self.clusters.items()}))
+                t = time.monotonic()
+                vrgs = {n: self._vrg(c) for n, c in self.clusters.items()}
+                apps = {n: self._running(self.clusters[n]) for n in sorted(self.clusters, reverse=True)}
+                self.samples.append(Sample(t, apps, vrgs))
             except Exception:  # an API hiccup loses one sample, not the test
                 continue
 
@@ -74,7 +80,23 @@ class Sampler:
         return [s for s in self.samples if s.t >= t0]
 
     def first(self, t0: float, cluster: str, running: bool) -> float:
-        return next(s.t for s in self.since(t0) if s.running[cluster] == running) - t0
+        """Seconds from t0 to the first sample with the application (not) on `cluster`.
+
+        The caller saw it with a read of its own; the sampler may record it a little later.
+        """
+        return self._first(t0, lambda s: s.running[cluster] == running)
+
+    def first_vrg(self, t0: float, cluster: str, state: str) -> float:
+        return self._first(t0, lambda s: s.vrg[cluster] == state)
+
+    def _first(self, t0: float, pred: Callable[[Sample], bool]) -> float:
+        deadline = time.monotonic() + 10
+        while True:
+            found = next((s.t for s in self.since(t0) if pred(s)), None)
+            if found is not None:
+                return found - t0
+            assert time.monotonic() < deadline, "the sampler never recorded what the test saw"
+            time.sleep(0.1)
 
     def never_under_a_secondary_vrg(self) -> None:
         """I6 as observed: no sample has the application on a cluster whose VRG is asked to be secondary."""
@@ -146,7 +168,7 @@ def test_flux_applies_on_the_primary_and_a_relocate_moves_the_application(
     sampler.never_under_a_secondary_vrg()
     both = [round(s.t - t0, 1) for s in sampler.since(t0) if all(s.running.values())]
     assert not both, f"a relocate ran the application on both clusters at {both[:5]}"
-    demoted = next(s.t for s in sampler.since(t0) if s.vrg["east"] == "secondary") - t0
+    demoted = sampler.first_vrg(t0, "east", "secondary")
     assert gone <= demoted, "east's VRG was demoted before Flux pruned the application"
     assert harness.condition(drpair.drc("east"), "FluxKustomization").get("reason") == "Absent"
 
@@ -168,7 +190,7 @@ def test_failover_with_flux_and_the_old_primary_returning_prunes_it_before_its_d
     drpair.wait(lambda: drpair.secondary_settled("east", 2), "east demoted at generation 2 after returning")
     assert not running(drpair, sampler)["east"]
     gone = sampler.first(t1, "east", False)
-    demoted = next(s.t for s in sampler.since(t1) if s.vrg["east"] == "secondary") - t1
+    demoted = sampler.first_vrg(t1, "east", "secondary")
     print(f"old Primary back: the application left east after {gone:.1f}s, its VRG was demoted after {demoted:.1f}s")
     assert gone <= demoted
     sampler.never_under_a_secondary_vrg()
