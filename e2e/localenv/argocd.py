@@ -1,5 +1,8 @@
 """Argo CD's CRDs and its ApplicationSet controller, from its Go module.
 
+The CRDs are used by the suite; the controller build (`python -m e2e.localenv.argocd`, 531 s cold
+on two busy cores) is not part of `make build` yet and no test runs the controller.
+
 The controller is built through a small main of our own around the module's
 `cmd/argocd-applicationset-controller/commands` package (Argo CD's own main is a multi-call
 binary); the replace directives of Argo CD's go.mod are repeated, since Go drops them from a
@@ -8,11 +11,10 @@ dependency. Cached outside git by version, like every other binary.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from e2e.localenv import build
-from e2e.localenv.flux import published_replaces
+from e2e.localenv.flux import apply_crds, published_replaces
 
 ARGO_CD = ("github.com/argoproj/argo-cd/v3", "v3.2.12")
 
@@ -26,12 +28,7 @@ def crd(name: str = "applicationset-crd.yaml") -> Path:
 
 
 def install(kubeconfig: Path, name: str = "applicationset-crd.yaml") -> None:
-    kubectl = str(build.binaries().kubectl)
-    path = str(crd(name))
-    subprocess.run([kubectl, f"--kubeconfig={kubeconfig}", "apply", "--server-side", "--force-conflicts", "-f", path],
-                   check=True, capture_output=True, text=True)
-    subprocess.run([kubectl, f"--kubeconfig={kubeconfig}", "wait", "--for=condition=Established", "--timeout=60s",
-                    "-f", path], check=True, capture_output=True, text=True)
+    apply_crds(kubeconfig, crd(name))
 
 
 MAIN = """package main
@@ -39,11 +36,11 @@ MAIN = """package main
 import (
 \t"os"
 
-\t"github.com/argoproj/argo-cd/v3/cmd/argocd-applicationset-controller/commands"
+\tcommand "github.com/argoproj/argo-cd/v3/cmd/argocd-applicationset-controller/commands"
 )
 
 func main() {
-\tif err := commands.NewCommand().Execute(); err != nil {
+\tif err := command.NewCommand().Execute(); err != nil {
 \t\tos.Exit(1)
 \t}
 }

@@ -15,6 +15,7 @@ import contextlib
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,11 +113,26 @@ def build_flux() -> FluxBinaries:
     return target
 
 
+def apply_crds(kubeconfig: Path, path: Path, timeout: float = 60.0) -> None:
+    """Server-side apply CRD manifests and wait until each is Established."""
+    kubectl = [str(build.binaries().kubectl), f"--kubeconfig={kubeconfig}"]
+    subprocess.run([*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(path)], check=True,
+                   capture_output=True, text=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        # Right after the apply a CRD may have no conditions yet, and `kubectl wait` fails on that
+        # instead of waiting: try again until it succeeds or the time is up.
+        out = subprocess.run([*kubectl, "wait", "--for=condition=Established", "--timeout=10s", "-f", str(path)],
+                             capture_output=True, text=True)
+        if out.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"CRDs in {path} not established: {out.stderr.strip()}")
+        time.sleep(0.5)
+
+
 def install_crds(kubeconfig: Path, target: FluxBinaries) -> None:
-    subprocess.run([str(build.binaries().kubectl), f"--kubeconfig={kubeconfig}", "apply", "--server-side",
-                    "--force-conflicts", "-f", str(target.crds)], check=True, capture_output=True, text=True)
-    subprocess.run([str(build.binaries().kubectl), f"--kubeconfig={kubeconfig}", "wait", "--for=condition=Established",
-                    "--timeout=60s", "-f", str(target.crds)], check=True, capture_output=True, text=True)
+    apply_crds(kubeconfig, target.crds)
 
 
 def controllers(cluster: str, kubeconfig: Path, workdir: Path, target: FluxBinaries) -> list[Component]:
