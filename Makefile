@@ -27,6 +27,10 @@ build: $(STAMP)
 	@$(PY) -m e2e.localenv build
 	@echo "==> building Flux's source-controller and kustomize-controller (cached outside git)"
 	@$(PY) -m e2e.localenv.flux
+	@echo "==> building Argo CD's ApplicationSet controller (cached outside git)"
+	@$(PY) -m e2e.localenv.argocd
+	@echo "==> building the upstream verdict checks: kstatus, Flux CEL, Argo CD health (cached outside git)"
+	@$(PY) -m e2e.localenv.verdicts
 
 unit: $(STAMP)
 	@$(VENV)/bin/pytest tests/unit

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 MAX_REPLANS = 4
 PSK_RECHECK = 300.0
 # An owned Kustomization found as wanted is read again only this often (Flux, not us, changes it).
-APPLICATION_RECHECK = 60.0
+APPLICATION_CACHE_SECONDS = 60.0
 FENCED = ("Fenced", "ManuallyFenced")
 
 
@@ -446,7 +446,7 @@ class DRControlController:
             known = self._applications.get(app)
         relocating = (drc.get("status") or {}).get("phase") == "Relocating"
         if known is not None and not relocating and not known[0].problem and not known[0].deleting \
-                and self.monotonic() - known[2] < APPLICATION_RECHECK:
+                and self.monotonic() - known[2] < APPLICATION_CACHE_SECONDS:
             return known[0]
         try:
             live: Obj | None = self.client.get(KUSTOMIZATION, t.name, t.namespace)

@@ -613,6 +613,11 @@ class _Planner:
             self.stalled = True
         else:
             self.sb.condition("S3Reachable", False, reason, f"{message}; roles are frozen, replication continues")
+            # Stalled, not merely not Ready: kstatus (Flux, cli-utils waits) then reads Failed with this
+            # reason instead of InProgress, so a wait fails with the cause rather than timing out.
+            self.sb.condition("Stalled", True, reason,
+                              f"{message}; roles are frozen until the coordination store answers")
+            self.stalled = True
         for ctype in ("ReadyForApplication", "VRGHealthy"):
             self.sb.keep_condition(ctype, reason, "unknown: " + message)
         self.plan.requeue_after = min(self.inp.poll_interval, 10.0)

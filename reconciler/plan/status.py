@@ -69,10 +69,14 @@ class StatusBuilder:
             events.append(Event("Normal", "PrimaryChanged",
                                 f"primary is {new['currentPrimary']} at generation {new.get('generation')}"))
         old_conds = {c.get("type"): c for c in self.previous.get("conditions", []) if isinstance(c, Mapping)}
+        s3_reasons = {c.get("reason") for c in (old_conds.get("S3Reachable"), *new["conditions"])
+                      if isinstance(c, Mapping) and c.get("type") == "S3Reachable" and c.get("status") == "False"}
         for c in new["conditions"]:
             before = old_conds.get(c["type"])
             if before is not None and before.get("status") == c["status"]:
                 continue
+            if c["type"] == "Stalled" and {c["reason"], (before or {}).get("reason")} & s3_reasons:
+                continue  # an outage: the S3Reachable event tells it, once per app is enough
             bad = _bad(c)
             # News: trouble, the end of trouble, and the application's go/stop. A good condition
             # that just follows the phase (Ready, Reconciling, VRGHealthy settling) is in the

@@ -53,8 +53,10 @@ STATES: dict[str, list[dict[str, Any]] | None] = {
     "stalled-frozen-ready": _conds((False, "S3CorruptObject", "dr-state is corrupt"), True, IDLE,
                                    (True, "S3CorruptObject",
                                     "dr-state is corrupt; roles are frozen until the object is repaired")),
+    # An outage freezes roles the same way and is Stalled too (kstatus then reads Failed).
     "s3-unreachable": _conds((False, "S3Unreachable", "the coordination store does not answer"), True, IDLE,
-                             NOT_STALLED),
+                             (True, "S3Unreachable", "the coordination store does not answer; roles are frozen "
+                              "until the coordination store answers")),
     "stale-status": _conds((True, "Protecting", "ok"), True, IDLE, NOT_STALLED),
     "no-conditions": [],
     "no-status": None,

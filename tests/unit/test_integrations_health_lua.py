@@ -20,7 +20,8 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "reconciling": ("Progressing", "relocating to west: waiting for the final sync"),
     "stalled": ("Degraded", "DRPolicy dr-policy-east-west not found"),
     "stalled-frozen-ready": ("Degraded", "dr-state is corrupt; roles are frozen until the object is repaired"),
-    "s3-unreachable": ("Degraded", "the coordination store does not answer"),
+    "s3-unreachable": ("Degraded", "the coordination store does not answer; roles are frozen until the "
+                       "coordination store answers"),
     "stale-status": ("Progressing", "Status is for generation 1, spec is at generation 2"),
     "no-conditions": ("Progressing", "Waiting for the Ready condition"),
     "no-status": ("Progressing", "Waiting for the ramen-p2p operator to report status"),

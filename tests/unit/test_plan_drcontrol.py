@@ -171,6 +171,16 @@ def test_s3_unreachable_freezes_roles_and_says_why() -> None:
     assert cond(p, "S3Reachable")["reason"] == "Unreachable"
     assert cond(p, "ReadyForApplication")["status"] == "True"  # frozen as it was
     assert p.status["phase"] == "Paused"
+    # Stalled, so kstatus reads Failed (a wait fails with the cause instead of timing out) ...
+    assert (cond(p, "Stalled")["status"], cond(p, "Stalled")["reason"]) == ("True", "Unreachable")
+    assert "frozen" in cond(p, "Stalled")["message"]
+    # ... and one Warning per app tells the outage, not two.
+    assert [e.reason for e in p.events if e.type == "Warning"] == ["Unreachable"]
+    back = plan(inp("east", drc(status=p.status), v=PRIMARY_READY, co=state("east", 1)))
+    assert cond(back, "Stalled")["status"] == "False"
+    messages = [e.message for e in back.events]
+    assert any(m.startswith("S3Reachable=True") for m in messages), messages
+    assert not any(m.startswith("Stalled=") for m in messages), messages
 
 
 def test_a_store_of_three_lost_is_named_and_changes_nothing() -> None:
