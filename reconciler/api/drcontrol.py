@@ -144,18 +144,45 @@ class FluxKustomizationTemplate:
 
 
 @dataclass
+class ArgoCDApplicationSetRef:
+    """spec.application.argoCD: an Argo CD ApplicationSet (with the ramen-p2p plugin) deploys the application.
+
+    A relocate and an old Primary's demotion wait until the plugin acknowledges that Argo CD's
+    Application for this cluster is gone (annotation `ramendr.openshift.io/application-stopped`).
+    """
+
+    application_set: str
+    namespace: str = "argocd"
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str) -> ArgoCDApplicationSetRef:
+        f = Fields(d, path)
+        return cls(application_set=f.req_string("applicationSet", pattern=DNS_SUBDOMAIN_PATTERN),
+                   namespace=f.string("namespace", pattern=CLUSTER_NAME_PATTERN) or "argocd")
+
+    def to_dict(self) -> dict[str, Any]:
+        return emit({}, applicationSet=self.application_set, namespace=self.namespace)
+
+
+@dataclass
 class ApplicationRef:
-    """spec.application: how the application is started and stopped on each cluster."""
+    """spec.application: how the application is started and stopped on each cluster (one tool at most)."""
 
     flux_kustomization: FluxKustomizationTemplate | None = None
+    argo_cd: ArgoCDApplicationSetRef | None = None
 
     @classmethod
     def from_dict(cls, d: Any, path: str) -> ApplicationRef:
         f = Fields(d, path)
-        return cls(flux_kustomization=f.nested("fluxKustomization", FluxKustomizationTemplate.from_dict))
+        ref = cls(flux_kustomization=f.nested("fluxKustomization", FluxKustomizationTemplate.from_dict),
+                  argo_cd=f.nested("argoCD", ArgoCDApplicationSetRef.from_dict))
+        if ref.flux_kustomization is not None and ref.argo_cd is not None:
+            raise ModelError(path, "names both fluxKustomization and argoCD: one tool deploys the application")
+        return ref
 
     def to_dict(self) -> dict[str, Any]:
-        return emit({}, fluxKustomization=self.flux_kustomization.to_dict() if self.flux_kustomization else None)
+        return emit({}, fluxKustomization=self.flux_kustomization.to_dict() if self.flux_kustomization else None,
+                    argoCD=self.argo_cd.to_dict() if self.argo_cd else None)
 
 
 @dataclass

@@ -34,15 +34,24 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.api.common import GROUP, VERSION
 from reconciler.httpbounds import MAX_CONNECTIONS, REQUEST_DEADLINE, BoundedHandler, BoundedHTTPServer
-from reconciler.integrations.clusters import DRControlReader, kube_reader, parse_cluster_arg, read_all
+from reconciler.integrations.clusters import (
+    PLURAL,
+    DRControlReader,
+    KubeReader,
+    kube_reader,
+    parse_cluster_arg,
+    read_all,
+)
 from reconciler.integrations.readiness import decide
-from reconciler.integrations.refresher import KubeAppSets, Refresher, kube_watch
+from reconciler.integrations.refresher import KubeApplications, KubeAppSets, Refresher, kube_watch
+from reconciler.integrations.stopack import Acknowledger, Annotator
 
 log = logging.getLogger("ramen_p2p.appset_plugin")
 
@@ -124,6 +133,8 @@ class Generator:
         if not readers:
             raise ValueError("at least one cluster is needed")
         self.readers = dict(readers)
+        # Told (namespace, name, clusters) after each answer: the stop acknowledger's grace starts there.
+        self.on_answer: Callable[[str, str, list[str]], None] | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
                                                            thread_name_prefix="drc-read")
 
@@ -145,6 +156,8 @@ class Generator:
                                           f"({', '.join(self.readers)})")
         if d.unreadable:
             log.warning("DRControl %s: answered without clusters %s (unreadable)", key, d.unreadable)
+        if self.on_answer is not None:
+            self.on_answer(req.namespace, req.drcontrol, [r.cluster for r in d.ready])
         return 200, {"output": {"parameters": [r.parameters(req.namespace, req.drcontrol) for r in d.ready]}}
 
 
@@ -225,6 +238,15 @@ class Handler(BoundedHandler):
                  doc.get("message", ""))
 
 
+def _annotator(readers: Mapping[str, KubeReader]) -> Annotator:
+    def annotate(cluster: str, namespace: str, name: str, key: str, value: str) -> None:
+        readers[cluster].api.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"annotations": {key: value}}},
+            _request_timeout=readers[cluster].timeout)
+
+    return annotate
+
+
 def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit():
@@ -268,21 +290,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             name, source = parse_cluster_arg(arg)
             readers[name] = kube_readers[name] = kube_reader(source, timeout=(min(3.0, args.api_timeout),
                                                                               args.api_timeout))
-        refresher = None
+        refresher, acks = None, None
         if args.argocd_kubeconfig:
             argocd = kube_reader(args.argocd_kubeconfig).api
-            refresher = Refresher({n: kube_watch(r.api) for n, r in kube_readers.items()},
-                                  KubeAppSets(argocd, args.argocd_namespace), args.plugin_configmap)
+            appsets = KubeAppSets(argocd, args.argocd_namespace)
+            acks = Acknowledger(appsets, KubeApplications(argocd, args.argocd_namespace),
+                                _annotator(kube_readers), args.plugin_configmap)
+            refresher = Refresher({n: kube_watch(r.api) for n, r in kube_readers.items()}, appsets,
+                                  args.plugin_configmap, observers=[acks.observe])
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     generator = Generator(readers)
+    if acks is not None:
+        generator.on_answer = acks.answered
     server = PluginServer((host, port), generator, token)
     # SIGTERM (pod shutdown) stops the loop the same way Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     log.info("serving %s on %s:%d for clusters %s", PATH, *server.server_address[:2], ", ".join(readers))
-    if refresher is not None:
+    if refresher is not None and acks is not None:
         refresher.start()
+        acks.start()
         log.info("refreshing ApplicationSets in %s that name ConfigMap %s when ReadyForApplication changes",
                  args.argocd_namespace, args.plugin_configmap)
     try:
@@ -290,8 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        if refresher is not None:
+        if refresher is not None and acks is not None:
             refresher.stop()
+            acks.stop()
         server.server_close()
         generator.close()
     return 0

@@ -82,8 +82,10 @@ class Refresher:
     """Watches DRControls on each DR cluster and refreshes the ApplicationSets that ask about one that moved."""
 
     def __init__(self, watches: Mapping[str, WatchFn], appsets: AppSetApi, configmap: str,
-                 retry: float = 5.0) -> None:
+                 retry: float = 5.0, observers: Sequence[Callable[[str, str, Mapping[str, Any]], None]] = ()) -> None:
         self.watches = dict(watches)
+        # Also given every watch event (the stop acknowledger follows the same DRControls).
+        self.observers = list(observers)
         self.appsets = appsets
         self.configmap = configmap
         self.retry = retry
@@ -124,6 +126,8 @@ class Refresher:
                 for event, obj in watch():
                     if self._stop.is_set():
                         return
+                    for o in self.observers:
+                        o(cluster, event, obj)
                     if self.observe(cluster, event, obj):
                         meta = obj.get("metadata") or {}
                         self.refresh(str(meta.get("namespace")), str(meta.get("name")))
@@ -179,3 +183,17 @@ class KubeAppSets:
     def annotate(self, name: str, key: str, value: str) -> None:
         self.api.patch_namespaced_custom_object(APPSET_GROUP, APPSET_VERSION, self.namespace, APPSET_PLURAL, name,
                                                 {"metadata": {"annotations": {key: value}}}, _request_timeout=30)
+
+
+@dataclass
+class KubeApplications:
+    """Argo CD Applications of one namespace through `kubernetes.client.CustomObjectsApi`."""
+
+    api: Any
+    namespace: str
+
+    def list(self) -> Sequence[Mapping[str, Any]]:
+        out = self.api.list_namespaced_custom_object(APPSET_GROUP, APPSET_VERSION, self.namespace, "applications",
+                                                     _request_timeout=30)
+        items: Sequence[Mapping[str, Any]] = out.get("items") or []
+        return items

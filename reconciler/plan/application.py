@@ -8,7 +8,9 @@ on a relocate or (when it comes back) after a failover, without anyone stopping 
 
 A relocate needs the application stopped before the final sync and the demotion; the planner
 waits for `ApplicationView.present` to be False (the Kustomization gone, i.e. Flux finished
-pruning) before it asks the VRG for either.
+pruning) before it asks the VRG for either. With `spec.application.argoCD` it waits instead for
+the Argo CD plugin's acknowledgement (an annotation on the DRControl) that Argo CD's Application
+for this cluster is gone.
 
 Pure: the controller reads the Kustomization and writes what `desired_kustomization` returns.
 """
@@ -31,6 +33,9 @@ OWNER_NAME_LABEL: Final = "ramendr.openshift.io/drcontrol-name"
 REQUESTED_AT: Final = "reconcile.fluxcd.io/requestedAt"
 # A hash of the spec written: the live spec also holds server defaults, so it cannot be compared.
 SPEC_HASH: Final = "ramendr.openshift.io/spec-hash"
+# Written on a DRControl by the Argo CD plugin: the ReadyForApplication=False transition time after
+# which Argo CD's Application for this cluster was seen gone (the application stopped here).
+STOPPED_ANNOTATION: Final = "ramendr.openshift.io/application-stopped"
 
 
 @dataclass(frozen=True)
@@ -112,16 +117,45 @@ def differs(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
         any((lm.get("annotations") or {}).get(k) != v for k, v in dm["annotations"].items())
 
 
-def stop_problem(drc: Mapping[str, Any], view: ApplicationView) -> str | None:
+@dataclass(frozen=True)
+class ArgoCDRef:
+    application_set: str
+    namespace: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.application_set}"
+
+
+def argocd_ref(drc: Mapping[str, Any]) -> ArgoCDRef | None:
+    """spec.application.argoCD, or None when it is not set (or malformed)."""
+    a = ((drc.get("spec") or {}).get("application") or {}).get("argoCD")
+    if not isinstance(a, Mapping) or not isinstance(a.get("applicationSet"), str) or not a["applicationSet"]:
+        return None
+    ns = a.get("namespace")
+    return ArgoCDRef(a["applicationSet"], ns if isinstance(ns, str) and ns else "argocd")
+
+
+def stop_problem(drc: Mapping[str, Any], view: ApplicationView, withdrawn_at: str | None = None) -> str | None:
     """Why the relocate must wait for the application to stop here, "" when it has stopped, None when unknown.
 
-    Only a Kustomization the operator owns is waited for: without one, stopping the application
-    is the deployment tool's part (ReadyForApplication is False), and Ramen's VRG itself refuses
-    to become Secondary while a protected PVC is still in use.
+    Waited for: a Kustomization the operator owns (until it is gone), or, with spec.application.argoCD,
+    the plugin's acknowledgement of the withdrawal at `withdrawn_at` (ReadyForApplication's False
+    transition time; an acknowledgement of an earlier withdrawal does not count). Without either,
+    stopping the application is the deployment tool's part (ReadyForApplication is False), and
+    Ramen's VRG itself refuses to become Secondary while a running pod uses a protected PVC.
     """
     t = flux_template(drc)
     if t is None:
-        return ""
+        argo = argocd_ref(drc)
+        if argo is None:
+            return ""
+        acked = ((drc.get("metadata") or {}).get("annotations") or {}).get(STOPPED_ANNOTATION)
+        if withdrawn_at and acked == withdrawn_at:
+            return ""
+        return (f"waiting for the Argo CD plugin to see ApplicationSet {argo.ref}'s Application for this cluster "
+                f"gone (annotation {STOPPED_ANNOTATION}={withdrawn_at or '?'}, now "
+                f"{acked if acked else 'absent'})")
     if view.problem:
         return f"cannot read Kustomization {t.ref}: {view.problem}"
     if view.present is None:

@@ -776,7 +776,7 @@ class _Planner:
                           f"relocating to {self.peer}: stop the application here")
         if not already_demoting and not syncing:
             # The final sync and the demotion must see the application stopped: wait for Flux to prune it.
-            still = stop_problem(self.inp.drcontrol, self.inp.application)
+            still = stop_problem(self.inp.drcontrol, self.inp.application, self._withdrawn_at())
             if still is None or still:
                 self._vrg_condition(PRIMARY)
                 self.plan.requeue_after = APPLICATION_RECHECK
@@ -807,6 +807,11 @@ class _Planner:
         self.plan.publish = self._own_status(Role.SECONDARY_READY, ds.generation, False)
         return self._finish(RELOCATING, False, "WaitingForPeer", msg, True)
 
+    def _withdrawn_at(self) -> str | None:
+        """When ReadyForApplication became False here (as this plan writes it), None while True."""
+        rfa = self.sb.get("ReadyForApplication")
+        return rfa.last_transition_time if rfa is not None and rfa.status != "True" else None
+
     def _promo_action(self, ds: DRState) -> str:
         return str(ds.action) if ds.action in (Action.FAILOVER, Action.RELOCATE) else ""
 
@@ -816,7 +821,7 @@ class _Planner:
         self.plan.vrg = desired_vrg(self.inp, SECONDARY)
         self._vrg_condition(SECONDARY)
         self._ready_for_application(ds)
-        still = stop_problem(self.inp.drcontrol, self.inp.application)
+        still = stop_problem(self.inp.drcontrol, self.inp.application, self._withdrawn_at())
         if (still is None or still) and not (v.exists and v.desired_state == SECONDARY):
             # The owned Kustomization is still here (an old Primary back after a failover, a new
             # protection of an app running here): no VRG becomes Secondary under a running

@@ -5,9 +5,10 @@ runs against east's API server with an ApplicationSet whose plugin generator is 
 (reconciler/integrations/appset_plugin.py, reading the DRControl on both clusters). The
 ApplicationSet asks again only every hour: the Applications follow a relocate or a failover within
 seconds only because the plugin annotates the ApplicationSet for a refresh when
-ReadyForApplication changes. Argo CD's application controller is not run; the Applications are
-what it would sync. A sampler records, every 0.1 s, which Applications exist and what each VRG is
-asked to be.
+ReadyForApplication changes. The DRControls name the ApplicationSet (spec.application.argoCD), so
+a relocate demotes only after the plugin acknowledged that Argo CD's Application is gone. Argo
+CD's application controller is not run; the Applications are what it would sync. A sampler
+records, every 0.1 s, which Applications exist and what each VRG is asked to be.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from kubernetes.client.rest import ApiException
 from e2e import harness
 from e2e.localenv import argocd as argoenv
 from e2e.localenv.clients import Cluster
+from reconciler.plan.application import STOPPED_ANNOTATION
 from tests.e2e.conftest import DRPair
 
 CONFIGMAP = "ramen-p2p-appset-plugin"
@@ -156,13 +158,21 @@ def sampler(argocd: ArgoCD, drpair: DRPair) -> Iterator[Sampler]:
         "argoproj.io", "v1alpha1", argocd.namespace, "applicationsets", drpair.namespace)
 
 
+def protect_with_argocd(argo: ArgoCD, pair: DRPair) -> None:
+    """DRControls that name the ApplicationSet: demotions wait for the plugin's acknowledgement."""
+    for c in pair.clusters.values():
+        d = harness.drcontrol(pair.namespace, "app", "east")
+        d["spec"]["application"] = {"argoCD": {"applicationSet": pair.namespace, "namespace": argo.namespace}}
+        c.custom.create_namespaced_custom_object(harness.GROUP, harness.VERSION, pair.namespace, "drcontrols", d)
+
+
 def _only(sampler: Sampler, cluster: str) -> Callable[[], bool]:
     return lambda: sampler.apps() == {c: c == cluster for c in sampler.pair.clusters}
 
 
 def test_argocd_creates_the_application_on_the_primary_and_a_relocate_moves_it(
         drpair: DRPair, sampler: Sampler) -> None:
-    drpair.protect(preferred="east")
+    protect_with_argocd(sampler.argo, drpair)
     drpair.wait(lambda: drpair.primary_ready("east", 1), "east Primary at generation 1")
     waited = drpair.wait(_only(sampler, "east"), "the Application for east only", timeout=30)
     app = sampler.argo.applications()[f"{drpair.namespace}-east"]
@@ -183,14 +193,15 @@ def test_argocd_creates_the_application_on_the_primary_and_a_relocate_moves_it(
     print(f"relocate with Argo CD: east's Application deleted after {gone:.1f}s, west's created after {there:.1f}s, "
           f"east's VRG asked to be Secondary after {demoted:.1f}s")
     assert not sampler.both_since(t0), f"Applications for both clusters at {sampler.both_since(t0)[:5]}"
-    # No order between the two is asserted: the operator cannot see Argo CD's Applications and does not
-    # wait for them (docs/integrations.md). Ramen's VRG refuses to demote a PVC a running pod uses.
+    # The operator waited for the plugin's acknowledgement that Argo CD's Application was gone.
+    assert gone <= demoted, "east's VRG was asked to be Secondary while its Application still existed"
+    assert STOPPED_ANNOTATION in drpair.drc("east")["metadata"]["annotations"]
     assert sampler.argo.applications()[f"{drpair.namespace}-west"]["metadata"]["annotations"][
         "ramendr.openshift.io/dr-generation"] == "2"
 
 
 def test_argocd_follows_a_failover_with_the_old_primary_gone(drpair: DRPair, sampler: Sampler) -> None:
-    drpair.protect(preferred="east")
+    protect_with_argocd(sampler.argo, drpair)
     drpair.wait(lambda: drpair.primary_ready("east", 1), "east Primary at generation 1")
     drpair.wait(_only(sampler, "east"), "the Application for east only", timeout=30)
     drpair.operators["east"].kill()
@@ -203,7 +214,10 @@ def test_argocd_follows_a_failover_with_the_old_primary_gone(drpair: DRPair, sam
     gone = sampler.first(t0, lambda s: not s.apps["east"])
     print(f"failover with Argo CD: west's Application created after {there:.1f}s, east's deleted after {gone:.1f}s")
     # (Argo CD creates before it deletes, so both may exist for a moment: east's cluster is lost anyway.)
+    t1 = time.monotonic()
     drpair.operators["east"].start()
     drpair.wait(lambda: drpair.secondary_settled("east", 2), "east demoted at generation 2 after returning")
     assert sampler.apps() == {"east": False, "west": True}
+    demoted = sampler.first(t1, lambda s: s.vrg["east"] == "secondary")
+    print(f"old Primary back: its VRG was asked to be Secondary after {demoted:.1f}s (its Application was gone)")
 

@@ -402,6 +402,11 @@ INVALID_CREATES += [
     ("drcontrol", "spec.application", {"fluxKustomization": {"name": "app", "namespace": "flux-system",
                                                              "spec": {"path": "./app", "prune": True}}},
      "spec.application.fluxKustomization.spec.sourceRef needs kind and name", None),
+    ("drcontrol", "spec.application", {"fluxKustomization": {"name": "app", "namespace": "flux-system",
+                                                             "spec": FLUX_SPEC},
+                                       "argoCD": {"applicationSet": "my-app"}},
+     "one tool deploys the application", None),
+    ("drcontrol", "spec.application", {"argoCD": {"namespace": "argocd"}}, "applicationSet", None),
 ]
 SAMPLES = {"vrg": VRG_SAMPLE, "networkfence": NETWORKFENCE_SAMPLE}
 

@@ -67,13 +67,15 @@ def test_applicationset_uses_the_plugin_and_its_parameters() -> None:
     assert appset["spec"]["goTemplate"] is True
 
 
-def test_rbac_grants_only_reads_of_drcontrols_and_the_appset_refresh() -> None:
+def test_rbac_grants_only_drcontrol_access_the_appset_refresh_and_the_application_list() -> None:
     role = docs("argocd/drcontrol-reader-rbac.yaml")["ClusterRole"]
     assert role["rules"] == [{"apiGroups": ["ramendr.openshift.io"], "resources": ["drcontrols"],
-                              "verbs": ["get", "list", "watch"]}]
+                              "verbs": ["get", "list", "watch", "patch"]}]
     argo = docs("argocd/plugin-deployment.yaml")
     assert argo["Role"]["rules"] == [{"apiGroups": ["argoproj.io"], "resources": ["applicationsets"],
-                                      "verbs": ["list", "patch"]}]
+                                      "verbs": ["list", "patch"]},
+                                     {"apiGroups": ["argoproj.io"], "resources": ["applications"],
+                                      "verbs": ["list"]}]
     assert argo["Role"]["metadata"]["namespace"] == argo["Deployment"]["metadata"]["namespace"]
     args = argo["Deployment"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--argocd-kubeconfig=in-cluster" in args

@@ -14,6 +14,7 @@ from reconciler.plan.application import (
     OWNER_NAMESPACE_LABEL,
     REQUESTED_AT,
     SPEC_HASH,
+    STOPPED_ANNOTATION,
     ApplicationView,
     desired_kustomization,
     differs,
@@ -196,3 +197,44 @@ def test_a_new_protection_creates_no_secondary_vrg_under_a_running_application()
     p = run("west", flux_drc(), THERE, co=state("east", 1))
     assert p.vrg is None and p.kustomization is None
     assert vrg_state(run("west", flux_drc(), GONE, co=state("east", 1))) == "secondary"
+
+
+def argo_drc(acked: str | None = None, **kw: Any) -> dict[str, Any]:
+    d = drc(**kw)
+    d["spec"]["application"] = {"argoCD": {"applicationSet": "my-app"}}
+    if acked is not None:
+        d["metadata"]["annotations"] = {STOPPED_ANNOTATION: acked}
+    return d
+
+
+def test_argocd_relocate_source_waits_for_the_plugin_to_acknowledge_this_withdrawal() -> None:
+    first = run("east", argo_drc(action="Relocate", target="west"), GONE, v=PRIMARY_READY, co=relocating())
+    rfa = cond(first, "ReadyForApplication")
+    assert rfa["status"] == "False"
+    assert vrg_state(first) == "primary", "no demotion before Argo CD's Application is gone"
+    assert "argocd/my-app" in cond(first, "Reconciling")["message"]
+    assert first.kustomization is None and not first.manages_application
+    # An acknowledgement of an earlier withdrawal does not count ...
+    stale = run("east", argo_drc("2020-01-01T00:00:00Z", action="Relocate", target="west", status=first.status),
+                GONE, v=PRIMARY_READY, co=relocating())
+    assert vrg_state(stale) == "primary"
+    # ... the one of this withdrawal does.
+    acked = run("east", argo_drc(rfa["lastTransitionTime"], action="Relocate", target="west", status=first.status),
+                GONE, v=PRIMARY_READY, co=relocating())
+    assert vrg_state(acked) == "secondary"
+
+
+def test_argocd_old_primary_back_after_a_failover_demotes_only_once_acknowledged() -> None:
+    back = run("east", argo_drc(), GONE, v=PRIMARY_READY, co=state("west", 2, "Failover"))
+    assert back.vrg is None and cond(back, "VRGHealthy")["reason"] == "WaitingForApplicationStop"
+    since = cond(back, "ReadyForApplication")["lastTransitionTime"]
+    acked = run("east", argo_drc(since, status=back.status), GONE, v=PRIMARY_READY,
+                co=state("west", 2, "Failover"))
+    assert vrg_state(acked) == "secondary"
+
+
+def test_the_model_refuses_two_tools_for_one_application() -> None:
+    d = flux_drc()
+    d["spec"]["application"]["argoCD"] = {"applicationSet": "my-app"}
+    with pytest.raises(ModelError, match="one tool deploys the application"):
+        DRControlSpec.from_dict(d["spec"], "spec")
