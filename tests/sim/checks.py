@@ -392,10 +392,10 @@ class Checker:
                   and int(vst.get("observedGeneration") or 0) == vgen):
                 self._sound_release[c] = vgen
 
-        if w.variant.flux:
+        if w.variant.flux or w.variant.argocd:
             for c, node in w.nodes.items():
-                # I6: Flux's application and a Secondary VRG never share a cluster: the relocate's
-                # final sync and demotion, and an old Primary's demotion, follow the prune.
+                # I6: the application (Flux's or Argo CD's) and a Secondary VRG never share a cluster:
+                # the relocate's final sync and demotion, and an old Primary's demotion, follow its removal.
                 if app_running(node.server, NS) and _spec_state(vrgs[c]) == "secondary":
                     self.violation("I6", f"{c}: the application runs while the VRG is asked to be secondary")
 
@@ -464,7 +464,7 @@ class Checker:
                 return f"{c}: ReadyForApplication {_cond(drc, 'ReadyForApplication')}"
             if _cond(drc, "Stalled") == "True":
                 return f"{c}: Stalled"
-            if w.variant.flux and app_running(w.nodes[c].server, NS) != (c == cur.primary):
+            if (w.variant.flux or w.variant.argocd) and app_running(w.nodes[c].server, NS) != (c == cur.primary):
                 return f"{c}: the application {'runs' if c != cur.primary else 'does not run'} here"
             la = st.get("lastAction") or {}
             if la.get("result") == "InProgress":

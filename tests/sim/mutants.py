@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler.api import DRCONTROL, VRG
 from reconciler.controllers import drcontrol as controller_mod
+from reconciler.integrations import stopack as stopack_mod
 from reconciler.kube import Result
 from reconciler.kube.patch import replacing
 from reconciler.plan import drcontrol as planner_mod
@@ -67,9 +68,14 @@ def _move_without_marker(self: Any, app: Any, quorum: Any) -> Any:
     return quorum.seed(app, found.value, found.nonce).current
 
 
-def _demote_under_running_app(drc: Any, view: Any) -> str:
-    # Never waits for Flux: the relocate and an old Primary demote while the application runs.
+def _demote_under_running_app(drc: Any, view: Any, withdrawn_at: str | None = None) -> str:
+    # Never waits for Flux or Argo CD: the relocate and an old Primary demote while the application runs.
     return ""
+
+
+def _ack_before_application_gone(applications: Any, appsets: Any, cluster: str) -> bool:
+    # The plugin acknowledges a withdrawal without looking at Argo CD's Applications.
+    return False
 
 
 # name -> (owner, attribute, replacement, the invariant that must catch it)
@@ -81,6 +87,7 @@ MUTANTS: dict[str, tuple[Any, str, Any, str]] = {
     "status-last": (controller_mod.DRControlController, "_apply", _status_last, "I5"),
     "move-without-marker": (Coordinator, "_move_into_quorum", _move_without_marker, "I3"),
     "demote-under-running-app": (planner_mod, "stop_problem", _demote_under_running_app, "I6"),
+    "ack-before-application-gone": (stopack_mod, "application_remains", _ack_before_application_gone, "I6"),
 }
 
 

@@ -184,4 +184,14 @@ SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
         *rounds(3), ("flux", "west"), ("s3", "west", "down"), ("user", "east", "Failover", "east"), *rounds(3),
         ("s3", "west", "up"), *rounds(2), ("flux", "west"), *rounds(2),
     ], "I6"),
+    # Argo CD deploys the application: a relocate demotes only after the plugin acknowledged that
+    # Argo CD's Application is gone (mutants demote-under-running-app, ack-before-application-gone:
+    # I6). The acknowledgement is tried before Argo CD generated, and after.
+    "relocate-and-failover-with-argocd": (Variant(preferred="east", argocd=True), [
+        *rounds(), ("argocd", "east"), ("argocd", "west"), ("argoack", "west"), *rounds(2),
+        ("user", "east", "Relocate", "west"), *rounds(1), ("argoack", "east"), *rounds(2), ("argocd", "east"),
+        ("argoack", "east"), *rounds(3), ("argocd", "west"), ("s3", "west", "down"),
+        ("user", "east", "Failover", "east"), *rounds(3), ("argocd", "east"), ("s3", "west", "up"),
+        ("reconcile", "west"), ("argoack", "west"), *rounds(2), ("argocd", "west"), ("argoack", "west"), *rounds(2),
+    ], "I6"),
 }

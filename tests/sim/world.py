@@ -30,6 +30,7 @@ from reconciler.kube import Applier, Obj
 from reconciler.kube.errors import ApiError
 from reconciler.s3peer import ObjectStore, S3PeerError
 from tests.sim import mutants
+from tests.sim.argocdmodel import ack_step, argocd_step
 from tests.sim.checks import Checker, Violation
 from tests.sim.fluxmodel import flux_step
 from tests.sim.memkube import ListRecorder, MemApiServer, MemCache, MemKubeClient
@@ -66,6 +67,9 @@ class Variant:
     migrate: bool = False
     # The DRControl names a Flux Kustomization the operator owns; ("flux", c) runs Flux's model.
     flux: bool = False
+    # An Argo CD ApplicationSet with our plugin deploys the application; ("argocd", c) runs Argo CD's
+    # model and ("argoack", c) the plugin's stop acknowledgement (tests/sim/argocdmodel.py).
+    argocd: bool = False
 
 
 @dataclass
@@ -105,6 +109,7 @@ class World:
         self.buckets = [MemBucket() for _ in (QUORUM_PROFILES if three else (PROFILE,))]
         self.bucket = self.buckets[0]
         self.late: list[Callable[[], None]] = []
+        self.argo_applications: set[str] = set()  # the clusters Argo CD has an Application for
         self.nodes: dict[str, Node] = {}
         for c in CLUSTERS:
             server = MemApiServer()
@@ -168,6 +173,8 @@ class World:
         if v.volsync:
             vrg_spec["volSync"] = {"disabled": False}
         spec: dict[str, Any] = {"drPolicyRef": {"name": "pol"}, "preferredCluster": v.preferred, "vrgSpec": vrg_spec}
+        if v.argocd:
+            spec["application"] = {"argoCD": {"applicationSet": APP}}
         if v.flux:
             spec["application"] = {"fluxKustomization": {
                 "name": APP, "namespace": "flux-system",
@@ -246,6 +253,12 @@ class World:
             return
         if kind == "flux":
             flux_step(node.server, NS)
+            return
+        if kind == "argocd":
+            argocd_step({n: x.server for n, x in self.nodes.items()}, self.argo_applications, c, NS, APP)
+            return
+        if kind == "argoack":
+            ack_step(node.server, self.argo_applications, c, NS, APP)
             return
         if kind == "migrate":
             self.migrate(c)
@@ -351,7 +364,8 @@ class World:
             for c in CLUSTERS:
                 self.step(("protect", c))  # a protection removed during the schedule is asked for again
                 for kind in ("heartbeat", "poll", "reconcile", "vrg", "reconcile",
-                             *(("flux", "reconcile") if self.variant.flux else ())):
+                             *(("flux", "reconcile") if self.variant.flux else ()),
+                             *(("argocd", "argoack", "reconcile") if self.variant.argocd else ())):
                     self.step((kind, c))
             self.step(("tick", 2.0))
             problem = self.checker.unsettled()
@@ -461,6 +475,22 @@ def with_flux(rng: random.Random, events: list[Event]) -> list[Event]:
     return out
 
 
+ARGOCD_SHARE = 0.2
+
+
+def with_argocd(rng: random.Random, events: list[Event]) -> list[Event]:
+    """Argo CD's generations and the plugin's acknowledgements mixed into a schedule."""
+    out: list[Event] = []
+    for ev in events:
+        out.append(ev)
+        r = rng.random()
+        if r < 0.12:
+            out.append(("argocd", rng.choice(CLUSTERS)))
+        elif r < 0.2:
+            out.append(("argoack", rng.choice(CLUSTERS)))
+    return out
+
+
 def variant_for(rng: random.Random, quorum: bool | None = None) -> Variant:
     """A random variant; `quorum` True or False fixes that choice (the other draws stay the same)."""
     v = Variant(preferred=rng.choice(CLUSTERS), volsync=rng.random() < 0.5, auto_failover=rng.random() < 0.3,
@@ -485,12 +515,17 @@ def run_schedule(seed: int, events: list[Event] | None = None, variant: Variant 
     # A stream of its own, so the Flux draws leave every other seed's schedule as it was.
     flux_rng = random.Random(f"flux/{seed}")
     if variant is None:
-        variant = dataclasses.replace(variant_for(rng, quorum), flux=flux_rng.random() < FLUX_SHARE)
+        # One draw picks Flux (as before this draw had a second use), Argo CD or neither.
+        tool = flux_rng.random()
+        variant = dataclasses.replace(variant_for(rng, quorum), flux=tool < FLUX_SHARE,
+                                      argocd=FLUX_SHARE <= tool < FLUX_SHARE + ARGOCD_SHARE)
     if events is None:
         events = generate(rng, length, stores=3 if variant.quorum or variant.migrate else 1,
                           tamper=not variant.migrate, migrate=variant.migrate)
         if variant.flux:
             events = with_flux(flux_rng, events)
+        if variant.argocd:
+            events = with_argocd(flux_rng, events)
     logging.getLogger("reconciler").setLevel(logging.CRITICAL)
     with mutants.mutant(mutant):
         world = World(seed, variant)

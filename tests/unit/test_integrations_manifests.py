@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.api.drcontrol import DRControlSpec
 from reconciler.integrations.appset_plugin import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,3 +96,14 @@ def test_flux_app_waits_for_the_drcontrol_gate() -> None:
     assert "ReadyForApplication" in expr["current"] and "Stalled" in expr["failed"]
     # The gate must be able to time out and retry, or a cluster that becomes Primary is never noticed.
     assert gate["spec"]["timeout"] and gate["spec"]["retryInterval"]
+
+
+def test_the_argocd_drcontrol_example_names_the_applicationset_and_passes_the_model() -> None:
+    drc = docs("argocd/drcontrol-with-argocd.yaml")["DRControl"]
+    appset = docs("argocd/applicationset.yaml")["ApplicationSet"]
+    ref = DRControlSpec.from_dict(drc["spec"], "spec").application
+    assert ref is not None and ref.argo_cd is not None
+    assert (ref.argo_cd.application_set, ref.argo_cd.namespace) == (appset["metadata"]["name"],
+                                                                    appset["metadata"]["namespace"])
+    params = appset["spec"]["generators"][0]["plugin"]["input"]["parameters"]
+    assert params == {"namespace": drc["metadata"]["namespace"], "drcontrol": drc["metadata"]["name"]}
