@@ -122,6 +122,10 @@ def _drive_every_phase(drpair: DRPair, rec: Recorder, unwatched: str) -> None:
     rec.capture("not-yet-seen", east, unwatched)
 
     drpair.protect_on_east()
+    # Settled, not just ready: the operator may still be updating the VRG (Reconciling for a moment).
+    for c in ("east", "west"):
+        _wait_condition(drpair, c, "Reconciling", "False", f"{c} settled")
+        _wait_condition(drpair, c, "Ready", "True", f"{c} Ready")
     rec.capture("primary", east, ns)
     rec.capture("secondary", west, ns)
 
