@@ -462,17 +462,27 @@ FLUX_SHARE = 0.25
 FLUX_IO_POINTS = ["DELETE Kustomization", "CREATE Kustomization", "GET Kustomization"]
 
 
-def with_flux(rng: random.Random, events: list[Event]) -> list[Event]:
-    """Flux steps (and crashes at the Kustomization writes) mixed into a schedule."""
+def _mixed_in(rng: random.Random, events: list[Event], extra: Callable[[float], Event | None]) -> list[Event]:
+    """After each event, `extra` of a fresh random draw, when it gives one."""
     out: list[Event] = []
     for ev in events:
         out.append(ev)
-        r = rng.random()
-        if r < 0.15:
-            out.append(("flux", rng.choice(CLUSTERS)))
-        elif r < 0.18:
-            out.append(("arm", rng.choice(CLUSTERS), 1, rng.choice(("before", "after")), rng.choice(FLUX_IO_POINTS)))
+        added = extra(rng.random())
+        if added is not None:
+            out.append(added)
     return out
+
+
+def with_flux(rng: random.Random, events: list[Event]) -> list[Event]:
+    """Flux steps (and crashes at the Kustomization writes) mixed into a schedule."""
+    def extra(r: float) -> Event | None:
+        if r < 0.15:
+            return ("flux", rng.choice(CLUSTERS))
+        if r < 0.18:
+            return ("arm", rng.choice(CLUSTERS), 1, rng.choice(("before", "after")), rng.choice(FLUX_IO_POINTS))
+        return None
+
+    return _mixed_in(rng, events, extra)
 
 
 ARGOCD_SHARE = 0.2
@@ -480,15 +490,14 @@ ARGOCD_SHARE = 0.2
 
 def with_argocd(rng: random.Random, events: list[Event]) -> list[Event]:
     """Argo CD's generations and the plugin's acknowledgements mixed into a schedule."""
-    out: list[Event] = []
-    for ev in events:
-        out.append(ev)
-        r = rng.random()
+    def extra(r: float) -> Event | None:
         if r < 0.12:
-            out.append(("argocd", rng.choice(CLUSTERS)))
-        elif r < 0.2:
-            out.append(("argoack", rng.choice(CLUSTERS)))
-    return out
+            return ("argocd", rng.choice(CLUSTERS))
+        if r < 0.2:
+            return ("argoack", rng.choice(CLUSTERS))
+        return None
+
+    return _mixed_in(rng, events, extra)
 
 
 def variant_for(rng: random.Random, quorum: bool | None = None) -> Variant:
