@@ -279,6 +279,9 @@ def private_env(root: Path) -> AbstractContextManager[LocalEnv]:
     return private(list(CLUSTERS), root)
 
 
+PHASES = ("protect", "steady", "failover", "return", "relocate")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--apps", type=int, default=100)
@@ -295,7 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds each phase may take")
     p.add_argument("--json", type=Path, default=None, help="write the raw figures here")
     p.add_argument("--keep-logs", action="store_true")
+    p.add_argument("--phases", default=",".join(PHASES),
+                   help="phases to run, in their order; protect always runs, relocate needs return, return failover "
+                        "(e.g. protect,failover for a quicker look at a failover)")
     args = p.parse_args(argv)
+    wanted = {w.strip() for w in args.phases.split(",") if w.strip()} | {"protect"}
+    if not wanted <= set(PHASES) or ("relocate" in wanted and "return" not in wanted) \
+            or ("return" in wanted and "failover" not in wanted):
+        p.error(f"--phases: a subset of {','.join(PHASES)}; relocate needs return, return needs failover")
     timing = harness.Timing(poll=args.poll, heartbeat=args.heartbeat, stale_after=args.stale_after,
                             sim_delay=args.sim_delay)
     logdir = Path(tempfile.mkdtemp(prefix="bench-site-logs-"))
@@ -324,24 +334,29 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 phases.append(site.run_phase("protect", site.create_all, protected, args.timeout))
                 print(phases[-1].line(), flush=True)
-                quiet = args.quiet if args.quiet is not None else parse_duration(args.heartbeat)
-                steady = site.steady(args.steady, quiet)
-                print("\n".join(steady.lines()), flush=True)
+                if "steady" in wanted:
+                    quiet = args.quiet if args.quiet is not None else parse_duration(args.heartbeat)
+                    steady = site.steady(args.steady, quiet)
+                    print("\n".join(steady.lines()), flush=True)
 
                 def lose_east() -> dict[tuple[str, str], float]:
                     site.kill("east")
                     return site.patch_all(["west"], "Failover", "west")
-                phases.append(site.run_phase("failover", lose_east, failed_over, args.timeout))
-                print(phases[-1].line(), flush=True)
+                if "failover" in wanted:
+                    phases.append(site.run_phase("failover", lose_east, failed_over, args.timeout))
+                    print(phases[-1].line(), flush=True)
 
                 def east_returns() -> dict[tuple[str, str], float]:
                     site.start("east")
                     return {}
-                phases.append(site.run_phase("return", east_returns, returned, args.timeout))
-                print(phases[-1].line(), flush=True)
-                phases.append(site.run_phase("relocate", lambda: site.patch_all(list(CLUSTERS), "Relocate", "east"),
-                                             relocated, args.timeout))
-                print(phases[-1].line(), flush=True)
+                if "return" in wanted:
+                    phases.append(site.run_phase("return", east_returns, returned, args.timeout))
+                    print(phases[-1].line(), flush=True)
+                if "relocate" in wanted:
+                    phases.append(site.run_phase("relocate",
+                                                 lambda: site.patch_all(list(CLUSTERS), "Relocate", "east"),
+                                                 relocated, args.timeout))
+                    print(phases[-1].line(), flush=True)
             finally:
                 for proc in (*operators.values(), *simulators.values()):
                     proc.stop()
@@ -351,13 +366,21 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(logdir, ignore_errors=True)
     by = {ph.name: ph for ph in phases}
-    if len(by) == 4 and steady is not None:
-        cpu = max(f["cpu_percent"] for f in steady.per_operator.values())
-        print(f"\nsummary: {args.apps} apps, {args.workers} workers: protect "
-              f"{by['protect'].total_from_first_request:.0f} s, "
-              f"steady CPU {cpu:.2f}% of a core, failover {by['failover'].total_from_last_request:.0f} s (p50 "
-              f"{statistics.median(by['failover'].per_app):.1f} s), return {by['return'].total_from_first_request:.0f} "
-              f"s, relocate {by['relocate'].total_from_last_request:.0f} s; "
+    parts = []
+    if "protect" in by:
+        parts.append(f"protect {by['protect'].total_from_first_request:.0f} s")
+    if steady is not None:
+        parts.append(f"steady CPU {max(f['cpu_percent'] for f in steady.per_operator.values()):.2f}% of a core")
+    if "failover" in by:
+        parts.append(f"failover {by['failover'].total_from_last_request:.0f} s "
+                     f"(p50 {statistics.median(by['failover'].per_app):.1f} s)")
+    if "return" in by:
+        parts.append(f"return {by['return'].total_from_first_request:.0f} s")
+    if "relocate" in by:
+        parts.append(f"relocate {by['relocate'].total_from_last_request:.0f} s "
+                     f"(p50 {statistics.median(by['relocate'].per_app):.1f} s)")
+    if parts:
+        print(f"\nsummary: {args.apps} apps, {args.workers} workers: {', '.join(parts)}; "
               f"{time.monotonic() - started:.0f} s in all")
     if args.json is not None:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from reconciler.integrations.readiness import READY_FOR_APPLICATION, condition
 from reconciler.integrations.refresher import AppSetApi, asks_about
-from reconciler.plan.application import STOPPED_ANNOTATION
+from reconciler.plan.application import STOPPED_ANNOTATION, argocd_ref
 
 log = logging.getLogger("ramen_p2p.stop_ack")
 
@@ -35,9 +35,8 @@ Key = tuple[str, str, str]  # (cluster, namespace, DRControl name)
 
 def withdrawal_to_acknowledge(obj: Mapping[str, Any]) -> str | None:
     """The ReadyForApplication=False transition time the operator waits to see acknowledged, if any."""
-    application = (obj.get("spec") or {}).get("application") or {}
-    if not isinstance(application, Mapping) or not isinstance(application.get("argoCD"), Mapping):
-        return None
+    if argocd_ref(obj) is None:
+        return None  # the operator waits for no acknowledgement
     c = condition(obj, READY_FOR_APPLICATION)
     if c is None or c.get("status") == "True" or not isinstance(c.get("lastTransitionTime"), str):
         return None
@@ -75,7 +74,6 @@ class Acknowledger:
         self._answered: dict[Key, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.acknowledged = 0
 
     def observe(self, cluster: str, event: str, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
@@ -120,7 +118,6 @@ class Acknowledger:
                 if self._pending.get((cluster, ns, name)) == since:
                     del self._pending[(cluster, ns, name)]
             done += 1
-        self.acknowledged += done
         return done
 
     def _loop(self) -> None:

@@ -139,10 +139,16 @@ def _drive_every_phase(drpair: DRPair, rec: Recorder, unwatched: str) -> None:
         op.start()
     drpair.wait(lambda: (drpair.drc("east").get("status") or {}).get("observedGeneration")
                 == drpair.drc("east")["metadata"]["generation"], "east observes the new spec")
+    # The new selector goes to the VRG; a relocate asked before it settles would be captured
+    # while east still waits for that VRG update, not for the relocate.
+    for c in ("east", "west"):
+        _wait_condition(drpair, c, "Reconciling", "False", f"{c} settled on the new spec")
+        _wait_condition(drpair, c, "Ready", "True", f"{c} Ready on the new spec")
 
     # Relocate to west, held while east's VRG simulator is stopped (no final sync, no demotion).
     drpair.simulators["east"].stop()
     harness.set_action(west, ns, "Relocate", "west")
+    _wait_condition(drpair, "east", "ReadyForApplication", "False", "east stops the application")
     _wait_condition(drpair, "east", "Reconciling", "True", "east relocating")
     _wait_condition(drpair, "west", "Reconciling", "True", "west relocating")
     rec.capture("relocate-source-waiting", east, ns)

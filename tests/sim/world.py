@@ -31,7 +31,7 @@ from reconciler.kube.errors import ApiError
 from reconciler.s3peer import ObjectStore, S3PeerError
 from tests.sim import mutants
 from tests.sim.argocdmodel import ack_step, argocd_step
-from tests.sim.checks import Checker, Violation
+from tests.sim.checks import POLL_INTERVAL, Checker, Violation
 from tests.sim.fluxmodel import flux_step
 from tests.sim.memkube import ListRecorder, MemApiServer, MemCache, MemKubeClient
 from tests.sim.mems3 import MemBucket, MemS3Client
@@ -43,7 +43,7 @@ KEY = f"{NS}/{APP}"
 PROFILE = "s3-shared"
 # With a quorum, dr-state is replicated over these (PROFILE, first, also holds the other objects).
 QUORUM_PROFILES = (PROFILE, "s3-b", "s3-c")
-POLL = 5.0
+POLL = POLL_INTERVAL
 STALE_AFTER = 30.0
 AUTO_AFTER = 60.0
 EPOCH = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
@@ -93,7 +93,6 @@ class Node:
     controller: DRControlController | None = None
     heartbeat_ok: bool = False
     armed: ArmedCrash | None = None
-    io_count: int = 0
 
 
 @dataclass
@@ -135,7 +134,6 @@ class World:
             node = self.nodes.get(c)
             if node is None or node.armed is None or node.armed.label not in label:
                 return _nothing
-            node.io_count += 1
             node.armed.countdown -= 1
             if node.armed.countdown > 0:
                 return _nothing
