@@ -1,6 +1,6 @@
 """Benchmark of a whole site: N apps protected, steady, failed over, the old Primary back, relocated.
 
-    .venv/bin/python bench/bench_site.py [--apps 100] [--per-namespace 10] [--workers 2]
+    .venv/bin/python bench/bench_site.py [--apps 100] [--per-namespace 10] [--workers 16]
         [--poll 30s] [--heartbeat 60s] [--sim-delay 0.5] [--steady 60] [--json FILE]
 
 Starts a private environment in a temporary directory (two clusters and an S3 server on free
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--apps", type=int, default=100)
     p.add_argument("--per-namespace", type=int, default=10, help="apps per namespace")
-    p.add_argument("--workers", type=int, default=2, help="DRControl reconcile workers per operator")
+    p.add_argument("--workers", type=int, default=16, help="DRControl reconcile workers per operator")
     p.add_argument("--poll", default="30s", help="peer poll interval (operator default 30s)")
     p.add_argument("--heartbeat", default="60s", help="heartbeat interval (operator default 60s)")
     p.add_argument("--stale-after", default="180s")

@@ -65,7 +65,7 @@ class Options:
     poll_interval: float = 30.0
     heartbeat_interval: float = 60.0
     stale_after: float = 180.0
-    workers: int = 2
+    workers: int = 16  # operator.DEFAULT_WORKERS
     leader_elect: bool = False
     resync_period: float = 600.0
     # Namespaces whose DRControls and VRGs are watched; empty means all namespaces.

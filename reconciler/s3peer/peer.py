@@ -26,6 +26,7 @@ from reconciler.s3peer.models import (
     Action,
     ClusterStatus,
     Digest,
+    DigestBodyEncoder,
     DigestEntry,
     DRIntent,
     DRState,
@@ -86,6 +87,7 @@ class Coordinator:
         self._now = now
         self._lock = threading.RLock()
         self._digest_lock = threading.Lock()
+        self._digest_encoder = DigestBodyEncoder()  # used under _digest_lock only
         self._dr_cache: LRUCache[AppKey, Record[DRState]] = LRUCache(maxsize=dr_state_cache_size)
         self._digest: dict[AppKey, DigestEntry] | None = None  # None until loaded from S3
         self._storage_classes_hash: str | None = None
@@ -452,19 +454,26 @@ class Coordinator:
                 self._digest_dirty = True
 
     def flush_digest(self) -> bool:
-        """Write the digest if anything changed since the last write; True when a PUT was made."""
+        """Write the digest if anything changed since the last write; True when a PUT was made.
+
+        Returns once every change made before the call is in S3. Flushes are serialised, and a
+        caller that waited behind another flush finds its change already written by it: with
+        several workers, a burst of reports costs far fewer digest PUTs than reports (group commit).
+        """
         with self._digest_lock:  # serialise flushes so an older digest never overwrites a newer one
             with self._lock:
                 digest = self._load_digest()
                 if not self._digest_dirty:
                     return False
-                body = Digest(apps=dict(digest), storage_classes_hash=self._storage_classes_hash).to_body()
+                apps, sch = dict(digest), self._storage_classes_hash
                 self._digest_dirty = False
             try:
-                data, _ = self._encode(Kind.DIGEST, body)
+                body_json = self._digest_encoder.body_json(apps, sch)
+                data, _ = env.encode_canonical_body(Kind.DIGEST, self.cluster, body_json, now=self._now(),
+                                                    hmac_key=self.hmac_key)
             except env.EnvelopeTooLarge as e:
                 # Kept for the DRCluster status: peers cannot see our changes until the digest shrinks.
-                self.digest_problem = f"{e} ({len(body['apps'])} apps)"
+                self.digest_problem = f"{e} ({len(apps)} apps)"
                 with self._lock:
                     self._digest_dirty = True
                 raise

@@ -55,8 +55,8 @@ class ClientSettings:
     read_timeout: float = 10.0
     max_attempts: int = 3
     retry_mode: str = "standard"
-    #: The peer reader fetches changed statuses in parallel.
-    max_pool_connections: int = 16
+    #: Reconcile workers (16 by default) and the peer reader's parallel fetches (8) share the pool.
+    max_pool_connections: int = 32
 
 
 def _str(doc: Mapping[str, Any], field_name: str, where: str) -> str:
