@@ -299,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="write the raw figures here")
     p.add_argument("--keep-logs", action="store_true")
     p.add_argument("--phases", default=",".join(PHASES),
-                   help="phases to run, in their order; protect always runs, relocate needs return, return failover "
-                        "(e.g. protect,failover for a quicker look at a failover)")
+                   help="phases to run, in their order; protect always runs, relocate needs return, "
+                        "return needs failover (e.g. protect,failover for a quicker look at a failover)")
     args = p.parse_args(argv)
     wanted = {w.strip() for w in args.phases.split(",") if w.strip()} | {"protect"}
     if not wanted <= set(PHASES) or ("relocate" in wanted and "return" not in wanted) \

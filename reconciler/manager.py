@@ -58,6 +58,11 @@ VOLUMEREPLICATIONCLASSES = ResourceType("replication.storage.openshift.io", "v1a
 ROTATING_CHECKS = 4
 
 
+#: Reconciles mostly wait on S3 and the API server, so many run at once; their reports then share
+#: digest writes (Coordinator.flush_digest). 1,000 apps failed over in 168 s with 2, 72 s with 8 and
+#: 63 s with 16 (bench/bench_site.py, README "Scale").
+DEFAULT_WORKERS = 16
+
 @dataclass(frozen=True)
 class Options:
     cluster_name: str
@@ -65,7 +70,7 @@ class Options:
     poll_interval: float = 30.0
     heartbeat_interval: float = 60.0
     stale_after: float = 180.0
-    workers: int = 16  # operator.DEFAULT_WORKERS
+    workers: int = DEFAULT_WORKERS
     leader_elect: bool = False
     resync_period: float = 600.0
     # Namespaces whose DRControls and VRGs are watched; empty means all namespaces.

@@ -20,7 +20,7 @@ from reconciler.config import CONFIGMAP_NAME, P2P_CONFIGMAP_NAME, ConfigError, p
 from reconciler.durations import parse_duration
 from reconciler.kube import CONFIGMAPS, KubeClient
 from reconciler.kube.errors import ApiError
-from reconciler.manager import Manager, Options, serve_http
+from reconciler.manager import DEFAULT_WORKERS, Manager, Options, serve_http
 from reconciler.metrics_auth import KubeAuthorizer
 from reconciler.s3peer.envelope import is_label
 
@@ -41,12 +41,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
-#: Reconciles mostly wait on S3 and the API server, so many run at once; their reports then share
-#: digest writes (Coordinator.flush_digest). 1,000 apps failed over in 168 s with 2, 72 s with 8 and
-#: 63 s with 16 (bench/bench_site.py, README "Scale").
-DEFAULT_WORKERS = 16
 #: Connections kept to the API server beside one per worker: the informers' watches and the other controllers.
 API_CONNECTIONS_BESIDE_WORKERS = 16
+
 
 def _duration(text: str) -> float:
     try:
