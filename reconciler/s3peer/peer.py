@@ -92,6 +92,10 @@ class Coordinator:
         self._digest: dict[AppKey, DigestEntry] | None = None  # None until loaded from S3
         self._storage_classes_hash: str | None = None
         self._digest_dirty = False
+        # Group commit: every change to the digest counts one; a flush records the count it wrote,
+        # so a caller whose change a flush already carried does not PUT again (flush_digest).
+        self._digest_changes = 0
+        self._digest_written = 0
         self._heartbeat_seq: int | None = None
         # Apps whose cluster-status object this process wrote or found to match the digest.
         self._status_checked: set[AppKey] = set()
@@ -101,6 +105,11 @@ class Coordinator:
         self.digest_problem: str | None = None
 
     # -- helpers -------------------------------------------------------------
+    def _mark_digest_dirty(self) -> None:
+        # Called with _lock held.
+        self._digest_dirty = True
+        self._digest_changes += 1
+
     def _encode(self, kind: Kind, body: Mapping[str, Any], nonce: str | None = None) -> tuple[bytes, str]:
         return env.encode(kind, self.cluster, body, now=self._now(), nonce=nonce, hmac_key=self.hmac_key)
 
@@ -348,7 +357,7 @@ class Coordinator:
                 self._etags[key] = rec.etag if rec else None
             except CorruptObject:
                 rec = None  # rewritten on the next flush
-                self._digest_dirty = True
+                self._mark_digest_dirty()
             self._digest = dict(rec.value.apps) if rec else {}
             self._storage_classes_hash = rec.value.storage_classes_hash if rec else None
         return self._digest
@@ -365,7 +374,7 @@ class Coordinator:
                 new = DigestEntry(old.status_hash, old.role, old.observed_generation, intent_hash)
             if new != old:
                 digest[app] = new
-                self._digest_dirty = True
+                self._mark_digest_dirty()
         self.flush_digest()
 
     def write_cluster_status(self, app: AppKey, status: ClusterStatus, *, flush_digest: bool = True) -> bool:
@@ -410,7 +419,7 @@ class Coordinator:
             digest = self._load_digest()
             prev = digest.get(app)
             digest[app] = DigestEntry(h, status.role, status.observed_generation, prev.intent_hash if prev else None)
-            self._digest_dirty = True
+            self._mark_digest_dirty()
         if flush_digest:
             self.flush_digest()
         return True
@@ -430,7 +439,7 @@ class Coordinator:
         self._delete_own(self.keys.dr_intent(app, self.cluster))
         with self._lock:
             if self._load_digest().pop(app, None) is not None:
-                self._digest_dirty = True
+                self._mark_digest_dirty()
             self._dr_cache.pop(app, None)
         self.flush_digest()
 
@@ -440,7 +449,7 @@ class Coordinator:
             self._delete_own(key)
         with self._lock:
             if self._load_digest().pop(app, None) is not None:
-                self._digest_dirty = True
+                self._mark_digest_dirty()
             self._dr_cache.pop(app, None)
         self.flush_digest()
 
@@ -451,21 +460,28 @@ class Coordinator:
             digest = self._load_digest()
             for app in [a for a in digest if a not in keep]:
                 del digest[app]
-                self._digest_dirty = True
+                self._mark_digest_dirty()
 
     def flush_digest(self) -> bool:
         """Write the digest if anything changed since the last write; True when a PUT was made.
 
-        Returns once every change made before the call is in S3. Flushes are serialised, and a
-        caller that waited behind another flush finds its change already written by it: with
-        several workers, a burst of reports costs far fewer digest PUTs than reports (group commit).
+        Returns once every change made before the call is in S3. Flushes are serialised (an
+        older digest never overwrites a newer one), and each writes every change made so far:
+        a caller that waited behind a flush which carried its change returns without a PUT,
+        even if others changed the digest meanwhile (those changes are theirs to wait for).
+        With several workers a burst of reports costs about one digest PUT per PUT latency,
+        not one per report (group commit).
         """
-        with self._digest_lock:  # serialise flushes so an older digest never overwrites a newer one
+        with self._lock:
+            self._load_digest()
+            wanted = self._digest_changes
+        with self._digest_lock:
             with self._lock:
                 digest = self._load_digest()
-                if not self._digest_dirty:
+                if not self._digest_dirty or self._digest_written >= wanted:
                     return False
                 apps, sch = dict(digest), self._storage_classes_hash
+                carried = self._digest_changes
                 self._digest_dirty = False
             try:
                 body_json = self._digest_encoder.body_json(apps, sch)
@@ -475,15 +491,17 @@ class Coordinator:
                 # Kept for the DRCluster status: peers cannot see our changes until the digest shrinks.
                 self.digest_problem = f"{e} ({len(apps)} apps)"
                 with self._lock:
-                    self._digest_dirty = True
+                    self._mark_digest_dirty()
                 raise
             self.digest_problem = None
             try:
                 self._put_own(self.keys.digest(self.cluster), data)
             except Exception:
                 with self._lock:
-                    self._digest_dirty = True
+                    self._mark_digest_dirty()
                 raise
+            with self._lock:
+                self._digest_written = max(self._digest_written, carried)
             return True
 
     def cached_digest_entries(self) -> dict[AppKey, DigestEntry] | None:
@@ -508,7 +526,7 @@ class Coordinator:
         self.store.put(self.keys.storage_classes(self.cluster), data)
         with self._lock:
             self._storage_classes_hash = h
-            self._digest_dirty = True
+            self._mark_digest_dirty()
         self.flush_digest()
         return True
 
@@ -598,7 +616,7 @@ class Coordinator:
             return
         with self._lock:
             self._etags.pop(key, None)
-            self._digest_dirty = True
+            self._mark_digest_dirty()
 
     # -- Ramen VRG metadata (read as written by the VRG controller) -----------
     def read_ramen_object(self, key: str) -> Any | None:
