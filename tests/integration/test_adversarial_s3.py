@@ -303,7 +303,7 @@ def test_digest_over_the_size_limit_is_a_store_error_with_a_condition_and_recove
         digest = coord._load_digest()
         for a in many:
             digest[a] = digest[APP]
-        coord._digest_dirty = True
+        coord._mark_digest_dirty()
     with pytest.raises(S3PeerError) as e:
         coord.flush_digest()
     assert isinstance(e.value, EnvelopeTooLarge) and coord.digest_problem
