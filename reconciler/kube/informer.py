@@ -9,7 +9,10 @@ Semantics follow client-go's reflector:
   vanished meanwhile are reported as deletes (`Event.synthetic`);
 - any other failure reconnects after a jittered exponential backoff;
 - every `resync_period` all cached objects are re-delivered as RESYNC events,
-  so level-triggered controllers recover from missed work.
+  so level-triggered controllers recover from missed work;
+- `metadata.managedFields` is dropped before an object is stored (client-go's
+  informers offer the same transform): nothing here reads it, and it is often the
+  largest part of a cached object's metadata.
 """
 
 from __future__ import annotations
@@ -52,6 +55,15 @@ class Event:
 
 
 Handler = Callable[[Event], None]
+
+
+def strip_managed_fields(obj: Obj) -> Obj:
+    """`obj` without `metadata.managedFields`, in place. An update that omits the field leaves the
+    server's copy unchanged, so writes based on a cached object keep it."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
 
 
 @dataclass
@@ -206,7 +218,7 @@ class Informer:
                 # Items of a list carry no apiVersion/kind; add them so cached objects are complete.
                 item.setdefault("apiVersion", self.resource.api_version)
                 item.setdefault("kind", kind)
-                objs.append(item)
+                objs.append(strip_managed_fields(item))
             token = (page.get("metadata") or {}).get("continue") or None
             if not token:
                 break
@@ -249,6 +261,7 @@ class Informer:
             self.resource_version = rv
             return
         self.stats.events += 1
+        strip_managed_fields(obj)
         key = object_key(obj)
         with self._dispatch_lock:
             if typ in ("ADDED", "MODIFIED"):

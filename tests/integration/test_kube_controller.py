@@ -226,3 +226,20 @@ def test_resource_version_follows_bookmarks(kube: KubeClient, namespace: str) ->
     finally:
         inf.stop()
         kube.delete(WIDGETS, other, "default")
+
+
+def test_cached_objects_drop_managed_fields_listed_or_watched(kube: KubeClient, namespace: str) -> None:
+    make_widgets(kube, namespace, 1)
+    assert kube.get(WIDGETS, "w0", namespace)["metadata"].get("managedFields"), "the server tracks field owners"
+    inf = Informer(kube, WIDGETS, namespace=namespace)
+    inf.start()
+    try:
+        assert inf.wait_for_sync(10)
+        (listed,) = inf.store.list()
+        assert "managedFields" not in listed["metadata"]
+        desired = {**listed, "spec": {"size": 4}}
+        Applier(kube).apply(WIDGETS, desired, listed)
+        wait_until(lambda: inf.store.list()[0]["spec"]["size"] == 4, what="the watch event of the patch")
+        assert "managedFields" not in inf.store.list()[0]["metadata"]
+    finally:
+        inf.stop()
