@@ -4,6 +4,11 @@ Each poll GETs the peer's health and digest with If-None-Match (a 304 when
 unchanged), then GETs only the cluster-status / dr-intent objects whose hash in
 the digest differs from the copy we hold. Snapshots are cached for the poll
 interval (cachetools) so every reconcile in a cycle shares one poll.
+
+A nudge or a busy peer makes polls frequent, so a poll's CPU is kept to what
+changed: digest entries whose JSON did not change are not validated again
+(DigestDecoder), only apps with a new entry or an object still to fetch are
+looked at, and the snapshot's tables are rebuilt only when one changed.
 """
 
 from __future__ import annotations
@@ -22,7 +27,15 @@ from reconciler.s3peer.drstate import Record
 from reconciler.s3peer.envelope import Kind
 from reconciler.s3peer.errors import CorruptObject, S3PeerError
 from reconciler.s3peer.keys import AppKey, KeySchema
-from reconciler.s3peer.models import ClusterStatus, Digest, DigestEntry, DRIntent, Health, StorageClasses
+from reconciler.s3peer.models import (
+    ClusterStatus,
+    Digest,
+    DigestDecoder,
+    DigestEntry,
+    DRIntent,
+    Health,
+    StorageClasses,
+)
 from reconciler.s3peer.peer import decode_record
 from reconciler.s3peer.store import NOT_MODIFIED, ObjectStore, StoredObject
 
@@ -92,6 +105,17 @@ def assess(track: HealthTrack, monotonic_now: float, stale_after: float) -> Peer
 
 
 # -- the snapshot ------------------------------------------------------------
+def _updated(view: Mapping[AppKey, Any], table: Mapping[AppKey, _Cached], apps: set[AppKey]) -> dict[AppKey, Any]:
+    out = dict(view)
+    for app in apps:
+        c = table.get(app)
+        if c is None or c.value is None:
+            out.pop(app, None)
+        else:
+            out[app] = c.value
+    return out
+
+
 @dataclass(frozen=True)
 class PeerSnapshot:
     """The peer as of one poll. Per-app accessors raise the CorruptObject of a bad object."""
@@ -153,6 +177,13 @@ class _State:
     #: (kind, app) -> (digest hash, monotonic time) of a fetch that did not yield that hash (absent,
     #: corrupt or different): not fetched again for the same digest hash until `retry_after` passed.
     tried: dict[tuple[str, AppKey], tuple[str | None, float]] = field(default_factory=dict)
+    #: The digest entries the tables were last brought in line with, and the apps whose objects
+    #: may not match their entry yet: together, what a poll has to look at.
+    processed: Mapping[AppKey, DigestEntry] = field(default_factory=dict)
+    pending: set[AppKey] = field(default_factory=set)
+    #: The tables as last handed out in a snapshot (rebuilt when one changes).
+    statuses_view: Mapping[AppKey, Record[ClusterStatus] | CorruptObject] | None = None
+    intents_view: Mapping[AppKey, Record[DRIntent] | CorruptObject] | None = None
 
 
 class PeerReader:
@@ -188,6 +219,7 @@ class PeerReader:
         self._retry_after = retry_after if retry_after is not None else max(60.0, 10 * poll_interval)
         self._poll_lock = threading.Lock()
         self._state = _State(track=start_tracking(monotonic()))
+        self._digest_decoder = DigestDecoder()  # used under _poll_lock only
 
         def ttu(_k: str, v: PeerSnapshot | S3PeerError, now: float) -> float:
             return now + (error_ttl if isinstance(v, S3PeerError) else poll_interval)
@@ -266,7 +298,7 @@ class PeerReader:
         if isinstance(d_obj, StoredObject):
             st.digest_etag = d_obj.etag
             try:
-                st.digest = decode_record(d_obj, Kind.DIGEST, Digest.from_body, self.hmac_key).value
+                st.digest = decode_record(d_obj, Kind.DIGEST, self._digest_decoder.parse, self.hmac_key).value
                 st.digest_error = None
             except CorruptObject as e:
                 st.digest, st.digest_error = None, e
@@ -274,26 +306,40 @@ class PeerReader:
             st.digest_etag, st.digest, st.digest_error = None, None, None
 
         changed: set[AppKey] = set()
-        digest = st.digest.apps if st.digest else {}
-        # Apps gone from the digest are gone from the peer.
-        for table in (st.statuses, st.intents):
-            for app in [a for a in table if a not in digest]:
-                del table[app]
-                changed.add(app)
-        for tk in [t for t in st.tried if t[1] not in digest]:
-            del st.tried[tk]
+        digest: Mapping[AppKey, DigestEntry] = st.digest.apps if st.digest else {}
+        if digest is not st.processed:
+            before = st.processed
+            # Apps gone from the digest are gone from the peer.
+            for app in [a for a in before if a not in digest]:
+                for table in (st.statuses, st.intents):
+                    if table.pop(app, None) is not None:
+                        changed.add(app)
+                st.pending.discard(app)
+            for tk in [t for t in st.tried if t[1] not in digest]:
+                del st.tried[tk]
+            # An unchanged entry is the very object parsed before (DigestDecoder).
+            st.pending.update(app for app, entry in digest.items() if before.get(app) is not entry)
+            st.processed = digest
 
         jobs: list[tuple[str, AppKey, str | None]] = []
-        for app, entry in digest.items():
+        for app in list(st.pending):
+            entry = digest.get(app)
+            if entry is None:
+                st.pending.discard(app)
+                continue
+            settled = True
             for kind, want in (("status", entry.status_hash), ("intent", entry.intent_hash)):
                 cached = (st.statuses if kind == "status" else st.intents).get(app)
                 if cached is None and want is None:
                     continue
                 if cached is None or cached.hash != want:
+                    settled = False
                     tried = st.tried.get((kind, app))
                     if tried is not None and tried[0] == want and now - tried[1] < self._retry_after:
                         continue
                     jobs.append((kind, app, want))
+            if settled:
+                st.pending.discard(app)
 
         sc_want = st.digest.storage_classes_hash if st.digest else None
         fetch_sc = sc_want is not None and (st.storage_classes is None or st.storage_classes.hash != sc_want)
@@ -329,12 +375,20 @@ class PeerReader:
             requests += 1
 
         sc_val = st.storage_classes.value if st.storage_classes else None
+        if st.statuses_view is None or st.intents_view is None:
+            st.statuses_view = {a: c.value for a, c in st.statuses.items() if c.value is not None}
+            st.intents_view = {a: c.value for a, c in st.intents.items() if c.value is not None}
+        elif changed:
+            # Every change to a table names its app in `changed`: copy the last views (in C) and
+            # redo those apps. Snapshots handed out earlier keep the views they had.
+            st.statuses_view = _updated(st.statuses_view, st.statuses, changed)
+            st.intents_view = _updated(st.intents_view, st.intents, changed)
         return PeerSnapshot(
             peer=self.peer,
             health=assess(st.track, now, self.stale_after),
-            digest=dict(digest),
-            statuses={a: c.value for a, c in st.statuses.items() if c.value is not None},
-            intents={a: c.value for a, c in st.intents.items() if c.value is not None},
+            digest=digest,  # never changed after parsing: shared by the snapshots of one digest
+            statuses=st.statuses_view,
+            intents=st.intents_view,
             storage_classes=sc_val.value if isinstance(sc_val, Record) else None,
             changed=frozenset(changed),
             digest_error=st.digest_error,

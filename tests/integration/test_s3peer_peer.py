@@ -332,3 +332,27 @@ def test_a_status_not_yet_in_the_digest_is_not_taken(east: Coordinator, reader: 
     east.write_cluster_status(APP, ClusterStatus(Role.SECONDARY_READY, 1))  # the digest catches up
     rec = reader.poll().status(APP)
     assert rec is not None and rec.value.role == Role.SECONDARY_READY
+
+
+def test_a_digest_whole_again_after_corruption_brings_every_status_back(
+        east: Coordinator, reader: PeerReader, s3: Any) -> None:
+    apps = [AppKey("ns", f"app-{i}") for i in range(3)]
+    for a in apps:
+        east.write_cluster_status(a, ClusterStatus(Role.PRIMARY, 1), flush_digest=False)
+    east.heartbeat(operator_version="v")
+    before = reader.poll()
+    assert {a for a in apps if before.status(a) is not None} == set(apps)
+    good = s3.get_object(Bucket=east.store.bucket, Key=east.keys.digest("east"))["Body"].read()
+    _put(s3, east.store, east.keys.digest("east"), b"[]")
+    with pytest.raises(CorruptObject):
+        reader.poll().status(apps[0])
+    # The same entries as before the corruption: the reader must not take them as already in hand.
+    _put(s3, east.store, east.keys.digest("east"), good)
+    after = reader.poll()
+    assert {a for a in apps if after.status(a) is not None} == set(apps)
+    east.write_cluster_status(apps[1], ClusterStatus(Role.SECONDARY, 1))
+    latest = reader.poll()
+    st = latest.status(apps[1])
+    assert st is not None and st.value.role == Role.SECONDARY
+    old = after.status(apps[1])
+    assert old is not None and old.value.role == Role.PRIMARY  # a snapshot handed out keeps its view
