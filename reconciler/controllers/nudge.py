@@ -13,6 +13,7 @@ import base64
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -106,14 +107,22 @@ def peer_config(secret: Obj, ep: dict[str, Any]) -> dict[str, Any]:
 
 
 class PeerNudger:
+    """Sends nudges. The peer's client is built from its Secret, which is read again at most every
+    `secret_recheck` seconds (a relocate of N apps sends several nudges per app, and each used to
+    read the Secret first), and at once after the peer refused the credentials."""
+
     def __init__(self, cache: Cache, read_secret: Callable[[str, str], Obj], workers: int = 2,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, secret_recheck: float = 30.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.cache = cache
         self.read_secret = read_secret
         self.timeout = timeout
+        self.secret_recheck = secret_recheck
+        self._mono = monotonic
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nudge")
         self._lock = threading.Lock()
-        self._clients: dict[str, tuple[tuple[str, str], KubeClient]] = {}
+        # peer -> ((Secret resourceVersion, apiServer), client, monotonic time the Secret was read)
+        self._clients: dict[str, tuple[tuple[str, str], KubeClient, float]] = {}
         self.sent = 0
         self.failed = 0
 
@@ -126,17 +135,21 @@ class PeerNudger:
         return None
 
     def _client(self, peer: str, ep: dict[str, Any]) -> KubeClient:
+        with self._lock:
+            hit = self._clients.get(peer)
+        now = self._mono()
+        if hit is not None and hit[0][1] == str(ep.get("apiServer", "")) and now - hit[2] < self.secret_recheck:
+            return hit[1]
         ref = ep["secretRef"]
         secret = self.read_secret(ref["namespace"], ref["name"])
         version = (str(secret["metadata"].get("resourceVersion", "")), str(ep.get("apiServer", "")))
+        if hit is not None and hit[0] == version:
+            client = hit[1]
+        else:
+            api = k8s_config.new_client_from_config_dict(peer_config(secret, ep))
+            client = KubeClient(api, request_timeout=self.timeout)
         with self._lock:
-            hit = self._clients.get(peer)
-            if hit is not None and hit[0] == version:
-                return hit[1]
-        api = k8s_config.new_client_from_config_dict(peer_config(secret, ep))
-        client = KubeClient(api, request_timeout=self.timeout)
-        with self._lock:
-            self._clients[peer] = (version, client)
+            self._clients[peer] = (version, client, now)
         return client
 
     def nudge(self, peer: str, namespace: str, name: str) -> None:
@@ -155,6 +168,9 @@ class PeerNudger:
         except Exception as e:  # a nudge is best effort: the peer's next poll gets there anyway
             if isinstance(e, ApiError) and e.not_found:
                 return  # the peer does not protect this app (yet)
+            if isinstance(e, ApiError) and e.status in (401, 403):
+                with self._lock:
+                    self._clients.pop(peer, None)  # rotated credentials: read the Secret again next time
             self.failed += 1
             log.warning("could not nudge %s: %s", peer, e, extra={"key": f"{namespace}/{name}"})
 
