@@ -1,7 +1,7 @@
 """Benchmark of a whole site: N apps protected, steady, failed over, the old Primary back, relocated.
 
     .venv/bin/python bench/bench_site.py [--apps 100] [--per-namespace 10] [--workers 16]
-        [--poll 30s] [--heartbeat 60s] [--sim-delay 0.5] [--steady 60] [--json FILE]
+        [--poll 30s] [--heartbeat 60s] [--sim-delay 0.5] [--steady 60] [--nudge] [--json FILE]
 
 Starts a private environment in a temporary directory (two clusters and an S3 server on free
 ports, stopped at the end, also on Ctrl-C), both operators (metrics on a local port) and both
@@ -69,6 +69,8 @@ class Phase:
     per_app: list[float] = field(default_factory=list)
     s3_by_object: dict[str, int] = field(default_factory=dict)
     api_requests: int = 0
+    #: CPU seconds of the operators during the phase (both together).
+    operator_cpu: float = 0.0
 
     def line(self) -> str:
         q = sorted(self.per_app)
@@ -79,7 +81,7 @@ class Phase:
         return (f"{self.name:<9} {self.total_from_last_request:7.1f} s ({self.total_from_first_request:.1f} s from the "
                 f"first request)  per app p50 {p50:.1f} s  p95 {p95:.1f} s  max {max(q, default=0.0):.1f} s\n"
                 f"{'':<10}S3 {s3 / self.apps:.1f} requests per app ({kinds}); API {self.api_requests / self.apps:.1f} "
-                "requests per app")
+                f"requests per app; operator CPU {1000 * self.operator_cpu / self.apps:.0f} ms per app")
 
 
 @dataclass
@@ -203,10 +205,19 @@ class Site:
         with ThreadPoolExecutor(8) as pool:
             return dict(pool.map(one, self.apps))
 
+    def operator_cpu(self) -> dict[int, float]:
+        """CPU seconds so far of each running operator, by pid."""
+        out = {}
+        for p in self.operators.values():
+            if p.proc is not None and p.running():
+                out[p.proc.pid] = proc_cpu_seconds(p.proc.pid)
+        return out
+
     def run_phase(self, name: str, start: Callable[[], dict[tuple[str, str], float]],
                   done: Callable[[dict[str, dict[tuple[str, str], View]]], set[tuple[str, str]]],
                   timeout: float) -> Phase:
         before = self.counts()
+        cpu0 = self.operator_cpu()
         t_first = time.monotonic()
         requested = start()
         t_last = max(requested.values(), default=t_first)
@@ -227,10 +238,12 @@ class Site:
             if len(finished) < len(self.apps):
                 time.sleep(self.sample)
         after = self.counts()
+        # An operator started during the phase counts from its start; one killed in it is left out.
+        cpu = sum(c - cpu0.get(pid, 0.0) for pid, c in self.operator_cpu().items())
         end = max(finished.values())
         return Phase(name, len(self.apps), end - t_last, end - t_first,
                      [finished[a] - requested.get(a, t_first) for a in self.apps],
-                     dict(after[0] - before[0]), after[1] - before[1])
+                     dict(after[0] - before[0]), after[1] - before[1], cpu)
 
     def steady(self, seconds: float, quiet: float) -> Steady:
         time.sleep(quiet)  # first heartbeats and polls after the protection are not steady state
@@ -298,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds each phase may take")
     p.add_argument("--json", type=Path, default=None, help="write the raw figures here")
     p.add_argument("--keep-logs", action="store_true")
+    p.add_argument("--nudge", action="store_true",
+                   help="give both DRClusters a peerEndpoint, so the operators nudge each other")
     p.add_argument("--phases", default=",".join(PHASES),
                    help="phases to run, in their order; protect always runs, relocate needs return, "
                         "return needs failover (e.g. protect,failover for a quicker look at a failover)")
@@ -317,9 +332,11 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-site-env-") as tmp, private_env(Path(tmp) / "env") as env:
             clusters = {n: kube_cluster(n, env.kubeconfig(n)) for n in CLUSTERS}
             print(f"[bench] environment up in {time.monotonic() - started:.0f} s; {args.apps} apps, "
-                  f"{args.workers} workers, poll {args.poll}, heartbeat {args.heartbeat}", flush=True)
-            for c in clusters.values():
-                harness.configure_cluster(c, env.s3)
+                  f"{args.workers} workers, poll {args.poll}, heartbeat {args.heartbeat}"
+                  f"{', nudges' if args.nudge else ''}", flush=True)
+            for name, c in clusters.items():
+                peers = {o: oc.kubeconfig for o, oc in clusters.items() if o != name} if args.nudge else None
+                harness.configure_cluster(c, env.s3, peer_kubeconfigs=peers)
                 for ns in sorted({a[0] for a in apps}):
                     c.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
             ports = {n: free_port() for n in CLUSTERS}
