@@ -87,7 +87,8 @@ class Manager:
         self.metrics.count_kube_requests(self.client.stats)
         self.cache = Cache(self.client, resync_period=options.resync_period)
         self.applier = Applier(self.client)
-        self.events = EventRecorder(self.client, "ramen-operator", host=options.cluster_name)
+        # Events are sent off the reconcile path (a few threads): a reconcile never waits on one.
+        self.events = EventRecorder(self.client, "ramen-operator", host=options.cluster_name, senders=4)
         self.stop_event = threading.Event()
         #: Set when leadership ended without a stop request.
         self.lost_leadership = False
@@ -333,6 +334,7 @@ class Manager:
         elector.start()
         self.stop_event.wait()
         elector.stop()
+        self.events.stop()
         self.cache.stop()
 
 

@@ -4,12 +4,19 @@ The same involved object, type, reason and message within `fold_window`
 seconds bumps `count` and `lastTimestamp` of the existing Event instead of
 creating another one. Recording is best effort: API errors are logged, never
 raised, so an event can never fail a reconcile.
+
+With `senders` > 0 an event is queued and sent by that many threads, as
+client-go's broadcaster does: a reconcile never waits on the API server for an
+event (in a 1,000-app failover that wait was a tenth of the workers' time). A
+full queue drops the event with a warning rather than block (client-go drops
+too). `flush()` waits for the queue to drain.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import secrets
 import threading
 import time
@@ -53,6 +60,8 @@ class EventRecorder:
         fold_window: float = 600.0,
         max_tracked: int = 4096,
         clock: Callable[[], float] = time.monotonic,
+        senders: int = 0,
+        max_queued: int = 10_000,
     ) -> None:
         self.client = client
         self.component = component
@@ -66,15 +75,74 @@ class EventRecorder:
         # never wait on each other's requests.
         self._key_locks: dict[tuple[str, ...], list[Any]] = {}  # key -> [lock, workers using it]
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
+        self._queue: queue.Queue[tuple[Obj, str, str, str, str] | None] = queue.Queue(max_queued)
+        self._idle = threading.Condition()
+        self._unsent = 0  # queued or being sent, guarded by _idle
+        self.dropped = 0
+        self._senders = [threading.Thread(target=self._send_loop, name=f"events-{i}", daemon=True)
+                         for i in range(senders)]
+        for t in self._senders:
+            t.start()
 
     def event(self, obj: Obj, type: str, reason: str, message: str) -> None:
         """Record an event about `obj` (any object with apiVersion, kind and metadata)."""
+        if not self._senders:
+            self._record(obj, type, reason, message, _now())
+            return
+        meta = obj.get("metadata") or {}
+        # Only what the Event names, taken now: the caller may change `obj` afterwards.
+        involved = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+                    "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}
+        with self._idle:
+            self._unsent += 1
+        try:
+            self._queue.put_nowait((involved, type, reason, message, _now()))
+        except queue.Full:
+            self._sent_one()
+            self.dropped += 1
+            log.warning("event queue full, dropping event %s: %s", reason, message, extra={"key": object_key(obj)})
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued event was sent (or failed); False if that took over `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._unsent:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Send what is queued (up to `timeout`), then stop the senders."""
+        self.flush(timeout)
+        for _ in self._senders:
+            self._queue.put(None)
+
+    def _sent_one(self) -> None:
+        with self._idle:
+            self._unsent -= 1
+            if not self._unsent:
+                self._idle.notify_all()
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                self._record(*item)
+            except Exception:  # a sender must outlive any bad event
+                log.exception("could not record event %s", item[2])
+            finally:
+                self._sent_one()
+
+    def _record(self, obj: Obj, type: str, reason: str, message: str, now: str) -> None:
         meta = obj.get("metadata") or {}
         # Events of cluster-scoped objects go to "default", as kubectl and client-go do.
         namespace = meta.get("namespace") or "default"
         fold_key = (str(obj.get("apiVersion")), str(obj.get("kind")), namespace, str(meta.get("name")),
                     str(meta.get("uid", "")), type, reason, message)
-        now = _now()
         with self._locked(fold_key):
             with self._lock:
                 seen = self._seen.get(fold_key)

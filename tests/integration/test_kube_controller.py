@@ -188,13 +188,16 @@ def test_concurrent_writers_conflict_and_retry_to_the_right_result(kube: KubeCli
             ctl.cache.stop()
 
 
-def test_event_recorder_folds_repeats(kube: KubeClient, namespace: str) -> None:
+@pytest.mark.parametrize("senders", [0, 2], ids=["inline", "queued"])
+def test_event_recorder_folds_repeats(kube: KubeClient, namespace: str, senders: int) -> None:
     widget = kube.create(WIDGETS, {"apiVersion": WIDGETS.api_version, "kind": "Widget",
                                    "metadata": {"name": "evt", "namespace": namespace}, "spec": {"size": 1}})
-    recorder = EventRecorder(kube, component="ramen-test")
+    recorder = EventRecorder(kube, component="ramen-test", senders=senders)
     for _ in range(3):
         recorder.event(widget, NORMAL, "Protected", "data is protected")
     recorder.event(widget, NORMAL, "Protected", "a different message")
+    assert recorder.flush(timeout=10)
+    recorder.stop()
 
     events = kube.list(EVENTS, namespace)["items"]
     by_message = {e["message"]: e for e in events}

@@ -1,4 +1,5 @@
-"""The event recorder: different events are recorded concurrently, one event's writes in order.
+"""The event recorder: different events are recorded concurrently, one event's writes in order;
+with senders, a reconcile never waits on an event's request and a full queue drops, never blocks.
 
 Its API calls go to a stand-in client that blocks until told to answer (what the real API
 server does is covered in tests/integration/test_kube_controller.py).
@@ -76,3 +77,43 @@ def test_the_same_event_twice_is_one_create_then_one_bump_in_that_order() -> Non
         t.join(5)
     assert [what for what, _ in client.calls] == ["create", "patch"]
     assert client.calls[0][1] == client.calls[1][1]
+
+
+def test_with_senders_recording_returns_before_the_api_answers_and_flush_waits_for_it() -> None:
+    client = BlockingClient()  # answers nothing until released
+    rec = EventRecorder(client, "test", senders=2)  # type: ignore[arg-type]
+    for i in range(4):
+        rec.event(drc(f"app-{i}"), "Normal", "Primary", "m")  # would block 5 s each if sent inline
+    assert not rec.flush(timeout=0.2)  # two in flight, two queued
+    with client.lock:
+        assert client.in_flight == 2
+    client.release.set()
+    assert rec.flush(timeout=5)
+    assert sorted(name.split(".")[0] for _, name in client.calls) == [f"app-{i}" for i in range(4)]
+    rec.stop()
+
+
+def test_with_senders_the_same_event_twice_is_still_one_create_then_one_bump() -> None:
+    client = BlockingClient()
+    client.release.set()
+    rec = EventRecorder(client, "test", senders=4)  # type: ignore[arg-type]
+    obj = drc("app")
+    rec.event(obj, "Normal", "Primary", "same")
+    obj["metadata"]["name"] = "changed-afterwards"  # the event names the object as it was
+    rec.event(drc("app"), "Normal", "Primary", "same")
+    assert rec.flush(timeout=5)
+    assert [what for what, _ in client.calls] == ["create", "patch"]
+    assert client.calls[0][1].startswith("app.") and client.calls[0][1] == client.calls[1][1]
+    rec.stop()
+
+
+def test_a_full_queue_drops_the_event_instead_of_blocking() -> None:
+    client = BlockingClient()
+    rec = EventRecorder(client, "test", senders=1, max_queued=2)  # type: ignore[arg-type]
+    for i in range(6):  # one in flight, two queued, the rest dropped
+        rec.event(drc(f"app-{i}"), "Normal", "Primary", "m")
+    assert rec.dropped >= 3
+    client.release.set()
+    assert rec.flush(timeout=5)
+    assert len(client.calls) == 6 - rec.dropped
+    rec.stop()
