@@ -144,11 +144,18 @@ class DRControlController:
             self._own_intents[app] = intent
         return intent
 
-    def coordination(self, peering: Peering, app: AppKey) -> tuple[Coordination, Record[DRState] | None]:
-        """What S3 says about `app` now; any failure becomes a CoordinationError (roles freeze)."""
+    def coordination(self, peering: Peering, app: AppKey, known: Record[DRState] | None = None
+                     ) -> tuple[Coordination, Record[DRState] | None]:
+        """What S3 says about `app` now; any failure becomes a CoordinationError (roles freeze).
+
+        `known`: the dr-state a conditional write of this reconcile just made, used instead of
+        reading it back. A won If-Match/If-None-Match write is as fresh as a read at that moment,
+        and a later change by the peer is seen as soon as by a read (the next write's If-Match
+        fails, the next reconcile reads).
+        """
         reader = peering.reader
         try:
-            rec = peering.coordinator.read_dr_state(app)
+            rec = known if known is not None else peering.coordinator.read_dr_state(app)
             unknown = _unknown_primary(rec, (self.cluster, peering.peer))
             if unknown is not None:
                 return Coordination(error=unknown, peer_health=reader.health()), None
@@ -225,7 +232,7 @@ class DRControlController:
         alone: an entry nobody wrote (a forged or stale digest read at start) would hand the app
         away. The object is what the peer acts on; one GET per release, remembered by its hash.
         """
-        entry = peering.coordinator.digest_entries().get(app)
+        entry = peering.coordinator.digest_entry(app)
         if entry is None:
             return None
         if entry.role != Role.SECONDARY_READY:
@@ -275,9 +282,10 @@ class DRControlController:
         application = self._application_view(drc, app)
         vrg_obj = self.cache.get(VRG, name, ns)
         vrg_fresh = False
+        written: Record[DRState] | None = None  # dr-state as this reconcile's last won write left it
         for _ in range(MAX_REPLANS):
             if peering is not None:
-                co, rec = self.coordination(peering, app)
+                co, rec = self.coordination(peering, app, written)
             else:
                 reason = "ConditionalWritesUnsupported" if peering_problem.startswith(UNFIT) else "S3Misconfigured"
                 co, rec = Coordination(error=CoordinationError(reason, peering_problem)), None
@@ -307,7 +315,8 @@ class DRControlController:
                     p = plan(dataclasses.replace(inp, vrg=VRGView(vrg_obj)))
             if not p.coordination or peering is None:
                 break
-            if self._coordinate(peering, app, p, rec):
+            ok, written = self._coordinate(peering, app, p, rec)
+            if ok:
                 self._nudge(peering, app)
                 # The next plan continues from this one (e.g. the action it started), not from the cache.
                 seen = {**drc, "status": p.status}
@@ -345,18 +354,26 @@ class DRControlController:
         if self.nudge is not None:
             self.nudge(peering.peer, app.namespace, app.name)
 
-    def _coordinate(self, peering: Peering, app: AppKey, p: Plan, rec: Record[DRState] | None) -> bool:
-        """Perform the plan's coordination writes; False when the store refused or failed (re-plan)."""
+    def _coordinate(self, peering: Peering, app: AppKey, p: Plan, rec: Record[DRState] | None
+                    ) -> tuple[bool, Record[DRState] | None]:
+        """Perform the plan's coordination writes; False when the store refused or failed (re-plan).
+
+        Also returns the dr-state a won claim or transition wrote, when the plan's last dr-state
+        write won (None: read it again).
+        """
         coord = peering.coordinator
+        written: Record[DRState] | None = None
         try:
             for op in p.coordination:
                 if isinstance(op, Claim):
                     out = coord.claim_initial(app)
+                    written = out.current if out.won else None
                     log.info("initial claim %s", "won" if out.won else "lost", extra={"key": _k(app)})
                 elif isinstance(op, Transition):
                     if rec is None:
-                        return False
+                        return False, None
                     out = coord.transition(app, rec, Action(op.action), reclaim=op.primary == op.previous_primary)
+                    written = out.current if out.won else None
                     log.info("transition to generation %d %s", op.from_generation + 1,
                              "won" if out.won else "lost", extra={"key": _k(app)})
                 elif isinstance(op, WithdrawIntent | WriteIntent):
@@ -370,12 +387,12 @@ class DRControlController:
                         log.warning("intent not written, going on without it: %s", e, extra={"key": _k(app)})
         except S3PeerError as e:
             log.warning("coordination write failed: %s", e, extra={"key": _k(app)})
-            return False
+            return False, None
         except ValueError as e:
             # A plan the S3 library refuses is a planner bug; retrying it would only loop.
             log.error("coordination write refused: %s", e, extra={"key": _k(app)})
-            return False
-        return True
+            return False, None
+        return True, written
 
     def _add_finalizer(self, drc: Obj) -> Obj:
         desired = copy.deepcopy(drc)

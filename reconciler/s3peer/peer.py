@@ -113,19 +113,22 @@ class Coordinator:
     def _encode(self, kind: Kind, body: Mapping[str, Any], nonce: str | None = None) -> tuple[bytes, str]:
         return env.encode(kind, self.cluster, body, now=self._now(), nonce=nonce, hmac_key=self.hmac_key)
 
-    def _put_own(self, key: str, data: bytes) -> str:
+    def _put_own(self, key: str, data: bytes, *, likely_absent: bool = False) -> str:
         """PUT one of our own objects conditionally on the version we last wrote.
 
         A request whose answer was lost may still be applied later, after a newer write: made
         conditional on the version it meant to replace, that late request fails instead of
         putting old content back (a cluster-status the digest no longer vouches for, or an
         older digest). When the version is unknown (after a restart or a lost answer) it is
-        read first.
+        read first; or, `likely_absent` (an intent, withdrawn after every action), a create
+        (If-None-Match: *) is tried first and the object read only if it exists.
         """
         for attempt in (1, 2):
             with self._lock:
                 known = key in self._etags
                 etag = self._etags.get(key)
+            if not known and likely_absent and attempt == 1:
+                known = True  # try creating it; a PreconditionFailed reads it on the second attempt
             if not known:
                 obj = self.store.get(key, max_bytes=env.MAX_OBJECT_BYTES)
                 etag = obj.etag if isinstance(obj, StoredObject) else None
@@ -311,7 +314,7 @@ class Coordinator:
         """Write `dr-intent/{self}`; its nonce is what a transition records as intentNonce."""
         data, n = self._encode(Kind.DR_INTENT, intent.to_body())
         key = self.keys.dr_intent(app, self.cluster)
-        etag = self._put_own(key, data)
+        etag = self._put_own(key, data, likely_absent=True)
         self._update_entry(app, intent_hash=env.content_hash(intent.to_body()))
         return Record(value=intent, etag=etag, nonce=n, writer=self.cluster,
                       written_at=env.decode(data).written_at)
@@ -512,6 +515,11 @@ class Coordinator:
     def digest_entries(self) -> dict[AppKey, DigestEntry]:
         with self._lock:
             return dict(self._load_digest())
+
+    def digest_entry(self, app: AppKey) -> DigestEntry | None:
+        """One app's entry of our digest (what `digest_entries()[app]` says, without copying them all)."""
+        with self._lock:
+            return self._load_digest().get(app)
 
     # -- cluster-info ------------------------------------------------------------
     def write_storage_classes(self, classes: Iterable[Mapping[str, Any]]) -> bool:

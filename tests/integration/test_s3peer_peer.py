@@ -356,3 +356,16 @@ def test_a_digest_whole_again_after_corruption_brings_every_status_back(
     assert st is not None and st.value.role == Role.SECONDARY
     old = after.status(apps[1])
     assert old is not None and old.value.role == Role.PRIMARY  # a snapshot handed out keeps its view
+
+
+def test_an_intent_is_created_in_one_request_and_still_replaces_one_left_by_an_earlier_process(
+        east_store: tuple[ObjectStore, Counter[str]], key_prefix: str) -> None:
+    store, counts = east_store
+    first = Coordinator(store, "east", keys=KeySchema(key_prefix))
+    first.digest_entries()  # the digest is loaded once per process; not what is counted here
+    counts.clear()
+    first.write_intent(APP, DRIntent(Action.FAILOVER, "east", 1, 2, T))
+    assert counts == Counter({"PutObject": 2}), counts  # the intent, created without a GET, and the digest
+    restarted = Coordinator(store, "east", keys=KeySchema(key_prefix))  # knows no ETag
+    restarted.write_intent(APP, DRIntent(Action.RELOCATE, "west", 1, 3, T))
+    assert restarted.published_intent(APP) == DRIntent(Action.RELOCATE, "west", 1, 3, T)
