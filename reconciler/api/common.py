@@ -11,13 +11,13 @@ Every model follows the same rules:
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol, TypeVar
 
+from reconciler.kube.jsoncopy import json_copy
 from reconciler.kube.resources import ResourceType
 
 T = TypeVar("T")
@@ -170,7 +170,7 @@ class Fields:
             return None
         if not isinstance(value, Mapping):
             raise ModelError(self.at(key), f"must be an object, got {_type_name(value)}")
-        return copy.deepcopy(dict(value))
+        return json_copy(dict(value))
 
     def nested(self, key: str, parse: Callable[[Any, str], T], *, required: bool = False) -> T | None:
         value = self._get(key, required)
@@ -193,7 +193,7 @@ class Fields:
 
     def extra(self) -> dict[str, Any]:
         """Keys not read so far, deep-copied."""
-        return {k: copy.deepcopy(v) for k, v in self.data.items() if k not in self._seen}
+        return {k: json_copy(v) for k, v in self.data.items() if k not in self._seen}
 
 
 def emit(extra: Mapping[str, Any], /, **fields: Any) -> dict[str, Any]:
@@ -201,7 +201,7 @@ def emit(extra: Mapping[str, Any], /, **fields: Any) -> dict[str, Any]:
 
     Keyword names are already the camelCase JSON names.
     """
-    out: dict[str, Any] = copy.deepcopy(dict(extra))
+    out: dict[str, Any] = json_copy(dict(extra))
     for key, value in fields.items():
         if value is not None:
             out[key] = value
@@ -314,7 +314,7 @@ class ObjectMeta:
             labels=None if self.labels is None else dict(self.labels),
             annotations=None if self.annotations is None else dict(self.annotations),
             finalizers=None if self.finalizers is None else list(self.finalizers),
-            ownerReferences=None if self.owner_references is None else copy.deepcopy(self.owner_references),
+            ownerReferences=None if self.owner_references is None else json_copy(self.owner_references),
         )
 
 

@@ -8,7 +8,6 @@ promoted only after a fresh read of dr-state names this cluster.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime as dt
 import logging
@@ -26,6 +25,7 @@ from reconciler.durations import parse_duration
 from reconciler.kube import Applier, Cache, EventRecorder, KubeClient, Obj, Result, split_key
 from reconciler.kube.errors import ApiError
 from reconciler.kube.informer import Event, EventType
+from reconciler.kube.jsoncopy import json_copy
 from reconciler.kube.patch import replacing
 from reconciler.plan.application import KUSTOMIZATION, ApplicationView, differs, flux_template, owned_by
 from reconciler.plan.drcluster import FENCED_MESSAGE, fence_name
@@ -395,7 +395,7 @@ class DRControlController:
         return True, written
 
     def _add_finalizer(self, drc: Obj) -> Obj:
-        desired = copy.deepcopy(drc)
+        desired = json_copy(drc)
         desired["metadata"]["finalizers"] = [*(drc["metadata"].get("finalizers") or []), FINALIZER]
         desired.pop("status", None)
         return self.applier.apply(DRCONTROL, desired, drc).obj
@@ -573,7 +573,7 @@ class DRControlController:
             except S3PeerError as e:
                 log.warning("deletion waits for the coordination store: %s", e, extra={"key": _k(app)})
                 return Result(requeue_after=self.poll_interval)
-        desired = copy.deepcopy(drc)
+        desired = json_copy(drc)
         desired["metadata"]["finalizers"] = [f for f in drc["metadata"]["finalizers"] if f != FINALIZER]
         desired.pop("status", None)
         self.applier.apply(DRCONTROL, desired, drc)
@@ -618,8 +618,7 @@ class DRControlController:
             self._psk_checked.pop(app, None)  # a new protection of the app checks its Secret at once
 
     def keys_for_all(self) -> list[str]:
-        return [f"{o['metadata']['namespace']}/{o['metadata']['name']}"
-                for ns in self.namespaces for o in self.cache.list(DRCONTROL, ns)]
+        return [key for ns in self.namespaces for key in self.cache.keys(DRCONTROL, ns)]
 
 
 UNFIT = "the coordination store failed the capability probe"
@@ -698,7 +697,7 @@ def _vrg_write_failed(status: dict[str, Any], message: str, now: str) -> dict[st
 
 def _set_condition(status: dict[str, Any], ctype: str, reason: str, message: str, now: str) -> dict[str, Any]:
     """The planned status with one of its conditions turned False by what a write found."""
-    status = copy.deepcopy(status)
+    status = json_copy(status)
     for c in status.get("conditions", []):
         if c["type"] == ctype:
             c.update(status="False", reason=reason, message=message, lastTransitionTime=now)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from reconciler.kube.client import KubeClient
 from reconciler.kube.informer import Backoff, Informer
 from reconciler.kube.resources import Obj, ResourceType
-from reconciler.kube.store import IndexFunc
+from reconciler.kube.store import NAMESPACE_INDEX, IndexFunc
 
 
 class Cache:
@@ -91,6 +91,11 @@ class Cache:
 
     def list(self, resource: ResourceType, namespace: str | None = None) -> list[Obj]:
         return self._store_for(resource, namespace).store.list(namespace)
+
+    def keys(self, resource: ResourceType, namespace: str | None = None) -> builtins.list[str]:
+        """The keys ("namespace/name") of the cached objects, without copying any object."""
+        store = self._store_for(resource, namespace).store
+        return store.index_keys(NAMESPACE_INDEX, namespace) if namespace else store.keys()
 
     def by_index(self, resource: ResourceType, index: str, value: str) -> builtins.list[Obj]:
         return self._store_for(resource, None).store.by_index(index, value)

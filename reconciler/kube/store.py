@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import builtins
-import copy
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from reconciler.kube.jsoncopy import json_copy
 from reconciler.kube.resources import Obj, object_key, resource_version
 
 IndexFunc = Callable[[Obj], Iterable[str]]
@@ -121,10 +121,12 @@ class Store:
         return delta
 
     # -- reads (the controllers) -------------------------------------------
+    # Reads copy, so a caller may change what it gets. Stored objects are replaced, never changed
+    # in place, so the copy is made after the lock is let go: readers do not queue behind it.
     def get(self, key: str) -> Obj | None:
         with self._lock:
             obj = self._items.get(key)
-            return copy.deepcopy(obj) if obj is not None else None
+        return json_copy(obj) if obj is not None else None
 
     def get_by_name(self, name: str, namespace: str | None = None) -> Obj | None:
         return self.get(f"{namespace}/{name}" if namespace else name)
@@ -135,7 +137,7 @@ class Store:
                 objs = list(self._items.values())
             else:
                 objs = [self._items[k] for k in sorted(self._indices[NAMESPACE_INDEX].get(namespace, ()))]
-            return copy.deepcopy(objs)
+        return json_copy(objs)
 
     def keys(self) -> builtins.list[str]:
         with self._lock:
@@ -145,7 +147,8 @@ class Store:
         with self._lock:
             if index not in self._indices:
                 raise KeyError(f"no indexer {index!r}; known: {sorted(self._indexers)}")
-            return copy.deepcopy([self._items[k] for k in sorted(self._indices[index].get(value, ()))])
+            objs = [self._items[k] for k in sorted(self._indices[index].get(value, ()))]
+        return json_copy(objs)
 
     def index_keys(self, index: str, value: str) -> builtins.list[str]:
         with self._lock:

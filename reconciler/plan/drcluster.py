@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from reconciler.kube.jsoncopy import json_copy
 
 NETWORKFENCE_API_VERSION = "csiaddons.openshift.io/v1alpha1"
 FENCE_CLASS_ANNOTATION = "drcluster.ramendr.openshift.io/network-fence-class"
@@ -78,11 +79,11 @@ def plan_fence(local_cluster: str, drcluster: Mapping[str, Any], live_fence: Map
 
 
 def _onto(live: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(live))
+    out = json_copy(dict(live))
     out.pop("status", None)
     for k, v in change.items():
         if isinstance(v, Mapping) and isinstance(out.get(k), dict):
             out[k] = {**out[k], **v}
         else:
-            out[k] = copy.deepcopy(v)
+            out[k] = json_copy(v)
     return out

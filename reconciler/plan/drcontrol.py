@@ -35,12 +35,12 @@ The rules, level-triggered (protocol.md):
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.kube.jsoncopy import json_copy
 from reconciler.kube.patch import replacing
 from reconciler.plan import volsync
 from reconciler.plan.application import desired_kustomization, flux_template, stop_problem
@@ -275,7 +275,7 @@ def desired_vrg(
     drc = inp.drcontrol
     name, ns = dig(drc, "metadata", "name"), dig(drc, "metadata", "namespace")
     vrg_spec: Mapping[str, Any] = dig(drc, "spec", "vrgSpec") or {}
-    live: dict[str, Any] = copy.deepcopy(dict(inp.vrg.live)) if inp.vrg.live is not None else {
+    live: dict[str, Any] = json_copy(dict(inp.vrg.live)) if inp.vrg.live is not None else {
         "apiVersion": VRG_API_VERSION,
         "kind": "VolumeReplicationGroup",
         "metadata": {"name": name, "namespace": ns},
@@ -288,18 +288,18 @@ def desired_vrg(
     if not sync:
         async_block = {"schedulingInterval": inp.policy.scheduling_interval}
         if inp.policy.replication_class_selector:
-            async_block["replicationClassSelector"] = copy.deepcopy(dict(inp.policy.replication_class_selector))
+            async_block["replicationClassSelector"] = json_copy(dict(inp.policy.replication_class_selector))
         if inp.policy.volume_snapshot_class_selector:
-            async_block["volumeSnapshotClassSelector"] = copy.deepcopy(
+            async_block["volumeSnapshotClassSelector"] = json_copy(
                 dict(inp.policy.volume_snapshot_class_selector))
     owned: dict[str, Any] = {
         "replicationState": state,
-        "pvcSelector": copy.deepcopy(vrg_spec.get("pvcSelector") or {}),
+        "pvcSelector": json_copy(vrg_spec.get("pvcSelector") or {}),
         "s3Profiles": list(vrg_spec.get("s3Profiles") or []),
         "sync": {} if sync else None,
         "async": async_block,
-        "volSync": copy.deepcopy(volsync.with_rd_spec(vrg_spec.get("volSync"), inp, state)),
-        "kubeObjectProtection": copy.deepcopy(vrg_spec.get("kubeObjectProtection")),
+        "volSync": json_copy(volsync.with_rd_spec(vrg_spec.get("volSync"), inp, state)),
+        "kubeObjectProtection": json_copy(vrg_spec.get("kubeObjectProtection")),
         "action": action or None,
         "prepareForFinalSync": True if prepare_final_sync else None,
         "runFinalSync": True if run_final_sync else None,

@@ -192,6 +192,11 @@ class MemCache(Cache):
         return [json_copy(o) for (ns, _), o in sorted(self._view[str(resource)].items(), key=str)
                 if namespace is None or ns == namespace]
 
+    def keys(self, resource: ResourceType, namespace: str | None = None) -> builtins.list[str]:
+        # In the order of list(), so schedules replay as before.
+        return [f"{ns}/{name}" if ns else name for (ns, name), _ in sorted(self._view[str(resource)].items(), key=str)
+                if namespace is None or ns == namespace]
+
     def has_synced(self) -> bool:
         return True
 
