@@ -36,6 +36,7 @@ from reconciler.kube import (
     Obj,
     ResourceType,
 )
+from reconciler.kube.echoes import Echoes
 from reconciler.kube.errors import ApiError
 from reconciler.metrics import Metrics
 from reconciler.metrics_auth import KubeAuthorizer
@@ -86,7 +87,8 @@ class Manager:
         self.client = KubeClient(api_client)
         self.metrics.count_kube_requests(self.client.stats)
         self.cache = Cache(self.client, resync_period=options.resync_period)
-        self.applier = Applier(self.client)
+        self.echoes = Echoes()
+        self.applier = Applier(self.client, self.echoes)
         # Events are sent off the reconcile path (a few threads): a reconcile never waits on one.
         self.events = EventRecorder(self.client, "ramen-operator", host=options.cluster_name, senders=4)
         self.stop_event = threading.Event()
@@ -171,9 +173,10 @@ class Manager:
         c = Controller("drcontrol", self._observed(self.metrics.timed("drcontrol", self.drcontrol.reconcile)),
                        self.cache, workers=self.options.workers)
         for ns in self.options.watch_namespaces or (None,):
-            c.watch(DRCONTROL, namespace=ns)
+            # The echo of our own write brings nothing the reconcile that wrote it did not know.
+            c.watch(DRCONTROL, self.echoes.unless_echo(DRCONTROL), namespace=ns)
             # A VRG event is the step asked of Ramen reporting back: finish that app before new ones.
-            c.watch(VRG, namespace=ns, urgent=True)
+            c.watch(VRG, self.echoes.unless_echo(VRG), namespace=ns, urgent=True)
         c.watch(DRPOLICY, all_drcontrols_if_relevant)
         c.watch(DRCLUSTER, all_drcontrols_if_relevant)
         if fences:

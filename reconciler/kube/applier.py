@@ -12,12 +12,15 @@ controller requeues and the next reconcile plans from the newer cached object.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.kube import patch
 from reconciler.kube.client import KubeClient, guarded_ops
+from reconciler.kube.echoes import Echoes
 from reconciler.kube.errors import ApiError, ConflictError
 from reconciler.kube.resources import Obj, ResourceType, object_key, resource_version
 
@@ -40,8 +43,10 @@ class ApplyResult:
 class Applier:
     """Writes desired objects; counts every write request it sends (`writes`)."""
 
-    def __init__(self, client: KubeClient) -> None:
+    def __init__(self, client: KubeClient, echoes: Echoes | None = None) -> None:
         self.client = client
+        #: Told of every object written, so watch mappers can drop the echoes of our own writes.
+        self.echoes = echoes
         self._lock = threading.Lock()
         self.writes = 0
 
@@ -79,7 +84,9 @@ class Applier:
         body.setdefault("apiVersion", resource.api_version)
         body.setdefault("kind", resource.kind)
         self._sent()
-        obj = self.client.create(resource, body)
+        with self._writing(resource, object_key(body) if (body.get("metadata") or {}).get("name") else "") as wrote:
+            obj = self.client.create(resource, body)
+            wrote(obj)
         log.info("created %s", resource.kind, extra={"key": object_key(obj)})
         status_patched = False
         if resource.has_status and desired.get("status"):
@@ -93,8 +100,10 @@ class Applier:
         meta = live["metadata"]
         self._sent()
         try:
-            obj = self.client.json_patch(resource, meta["name"], meta.get("namespace"), guarded_ops(live, ops),
-                                         subresource)
+            with self._writing(resource, object_key(live)) as wrote:
+                obj = self.client.json_patch(resource, meta["name"], meta.get("namespace"), guarded_ops(live, ops),
+                                             subresource)
+                wrote(obj)
         except ApiError as e:
             if e.failed_patch_test:
                 raise ConflictError(409, "Conflict", f"{resource.kind} {object_key(live)} changed since "
@@ -103,3 +112,8 @@ class Applier:
         log.info("patched %s%s (%d ops)", resource.kind, "/" + subresource if subresource else "", len(ops),
                  extra={"key": object_key(live)})
         return obj
+
+    def _writing(self, resource: ResourceType, key: str) -> contextlib.AbstractContextManager[Callable[[Obj], None]]:
+        if self.echoes is None:
+            return contextlib.nullcontext(lambda _: None)
+        return self.echoes.writing(resource, key)

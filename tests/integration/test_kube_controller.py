@@ -28,6 +28,7 @@ from reconciler.kube import (
     split_key,
 )
 from reconciler.kube.crds import ensure_crd
+from reconciler.kube.echoes import Echoes
 
 pytestmark = pytest.mark.realenv
 
@@ -246,3 +247,35 @@ def test_cached_objects_drop_managed_fields_listed_or_watched(kube: KubeClient, 
         assert "managedFields" not in inf.store.list()[0]["metadata"]
     finally:
         inf.stop()
+
+
+def test_the_echo_of_a_reconciles_own_write_triggers_no_reconcile_and_a_change_by_others_does(
+        kube: KubeClient, namespace: str) -> None:
+    names = make_widgets(kube, namespace, 3)
+    cache = Cache(kube)
+    echoes = Echoes()
+    applier = Applier(kube, echoes)
+    reconciled: list[str] = []
+
+    def reconcile(key: str) -> Result:
+        reconciled.append(key)
+        return DoublingReconciler(cache, applier)(key)
+
+    ctl = Controller("echoes", reconcile, cache, workers=1)
+    ctl.watch(WIDGETS, echoes.unless_echo(WIDGETS), namespace=namespace)
+    ctl.start()
+    try:
+        wait_until(lambda: all((cache.get(WIDGETS, n, namespace) or {}).get("status", {}).get("double") == 6
+                               for n in names), what="every widget to be reconciled")
+        settle(ctl)
+        time.sleep(0.5)  # room for the echoes of the status writes to arrive and be dropped
+        settle(ctl)
+        assert sorted(reconciled) == sorted(f"{namespace}/{n}" for n in names)  # once each, no echo round
+        kube.merge_patch(WIDGETS, names[0], namespace, {"spec": {"size": 5}})
+        wait_until(lambda: cache.get(WIDGETS, names[0], namespace)["status"]["double"] == 10,  # type: ignore[index]
+                   what="the widget changed by someone else to be reconciled")
+        settle(ctl)
+        assert reconciled.count(f"{namespace}/{names[0]}") == 2
+    finally:
+        ctl.stop()
+        cache.stop()
