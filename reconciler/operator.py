@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import faulthandler
 import json
 import logging
@@ -78,8 +79,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas, as MALLOC_ARENA_MAX does (an explicit MALLOC_ARENA_MAX wins).
+
+    glibc gives threads that allocate at once arenas of their own, up to eight per core; with
+    the operator's few dozen threads (workers, informers, S3 fetches) what they free stays
+    spread over many arenas and RSS grows well past what is in use. Python's small objects do
+    not go through malloc, so two arenas cost no measurable speed. False where there is no
+    glibc (musl has no per-thread arenas).
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_ARENA_MAX, arenas))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    limit_malloc_arenas()  # before any thread starts
     # `kill -USR1 <pid>` prints every thread's stack: how to see what a stuck operator waits on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     handler = logging.StreamHandler()
