@@ -87,9 +87,9 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
 
     glibc gives threads that allocate at once arenas of their own, up to eight per core; with
     the operator's few dozen threads (workers, informers, S3 fetches) what they free stays
-    spread over many arenas and RSS grows well past what is in use. Python's small objects do
-    not go through malloc, so two arenas cost no measurable speed. False where there is no
-    glibc (musl has no per-thread arenas).
+    spread over many arenas and RSS grows well past what is in use (Python's small objects do
+    not go through malloc, so few arenas contend). False where there is no glibc (musl has no
+    per-thread arenas).
     """
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
