@@ -3,7 +3,8 @@
 Every decision is in `reconciler.plan.drcontrol`; this module only reads
 (caches, S3) and writes (coordination CAS, the VRG, DRControl status, events).
 Coordination writes come first and are followed by a re-plan, so a VRG is
-promoted only after a fresh read of dr-state names this cluster.
+promoted only once dr-state, read fresh or just written by a won conditional
+write, names this cluster.
 """
 
 from __future__ import annotations
