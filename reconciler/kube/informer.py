@@ -9,7 +9,9 @@ Semantics follow client-go's reflector:
   vanished meanwhile are reported as deletes (`Event.synthetic`);
 - any other failure reconnects after a jittered exponential backoff;
 - every `resync_period` all cached objects are re-delivered as RESYNC events,
-  so level-triggered controllers recover from missed work;
+  so level-triggered controllers recover from missed work. The period is cut
+  into slots and each object is re-delivered in the slot its key hashes to:
+  at 5,000 objects, all of them at once were a burst of 5,000 reconciles;
 - `metadata.managedFields` is dropped before an object is stored (client-go's
   informers offer the same transform): nothing here reads it, and it is often the
   largest part of a cached object's metadata.
@@ -21,6 +23,7 @@ import enum
 import logging
 import random
 import threading
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -55,6 +58,14 @@ class Event:
 
 
 Handler = Callable[[Event], None]
+
+#: A resync period is delivered in this many slices, each object in the one its key hashes to.
+RESYNC_SLOTS = 60
+
+
+def resync_slot(key: str) -> int:
+    """The slice of each resync period in which the object with this key is re-delivered (stable)."""
+    return zlib.crc32(key.encode()) % RESYNC_SLOTS
 
 
 def strip_managed_fields(obj: Obj) -> Obj:
@@ -299,9 +310,14 @@ class Informer:
 
     def _resync_loop(self) -> None:
         assert self.resync_period
-        while not self._stop.wait(self.resync_period):
+        slot = 0
+        while not self._stop.wait(self.resync_period / RESYNC_SLOTS):
+            slot = (slot + 1) % RESYNC_SLOTS
             if not self._synced.is_set():
                 continue
             with self._dispatch_lock:
-                for obj in self.store.list():
-                    self._dispatch(Event(EventType.RESYNC, obj, old=obj))
+                due = [k for k in self.store.keys() if resync_slot(k) == slot]  # noqa: SIM118 (a Store)
+                for key in due:
+                    obj = self.store.get(key)
+                    if obj is not None:
+                        self._dispatch(Event(EventType.RESYNC, obj, old=obj))

@@ -29,6 +29,7 @@ from reconciler.kube import (
 )
 from reconciler.kube.crds import ensure_crd
 from reconciler.kube.echoes import Echoes
+from reconciler.kube.informer import Event, EventType, resync_slot
 
 pytestmark = pytest.mark.realenv
 
@@ -279,3 +280,31 @@ def test_the_echo_of_a_reconciles_own_write_triggers_no_reconcile_and_a_change_b
     finally:
         ctl.stop()
         cache.stop()
+
+
+def test_a_resync_delivers_every_object_once_per_period_spread_over_it(kube: KubeClient, namespace: str) -> None:
+    names = make_widgets(kube, namespace, 30)
+    inf = Informer(kube, WIDGETS, namespace=namespace, resync_period=3.0)
+    seen: list[tuple[float, str]] = []
+    lock = threading.Lock()
+
+    def record(event: Event) -> None:
+        if event.type == EventType.RESYNC:
+            with lock:
+                seen.append((time.monotonic(), event.key))
+
+    inf.add_handler(record)
+    inf.start()
+    try:
+        assert inf.wait_for_sync(10)
+        wait_until(lambda: {k for _, k in seen} == {f"{namespace}/{n}" for n in names}, timeout=10,
+                   what="every widget to be resynced")
+        with lock:
+            first: dict[str, float] = {}
+            for t, k in seen:
+                first.setdefault(k, t)
+        # Not one burst: the first deliveries spread over more than half of the period.
+        assert max(first.values()) - min(first.values()) > 1.5
+        assert len({resync_slot(k) for k in first}) > 10
+    finally:
+        inf.stop()
