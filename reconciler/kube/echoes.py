@@ -37,7 +37,6 @@ class Echoes:
         self._cond = threading.Condition()
         self._written: dict[Key, list[str]] = {}
         self._in_flight: dict[Key, int] = {}
-        self.dropped = 0
 
     @contextlib.contextmanager
     def writing(self, resource: ResourceType, key: str) -> Iterator[Callable[[Obj], None]]:
@@ -90,7 +89,6 @@ class Echoes:
             versions.remove(rv)
             if not versions:
                 del self._written[k]
-            self.dropped += 1
             return True
 
     def unless_echo(self, resource: ResourceType) -> Callable[[Event], Iterable[str]]:

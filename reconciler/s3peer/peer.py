@@ -91,9 +91,9 @@ class Coordinator:
         self._dr_cache: LRUCache[AppKey, Record[DRState]] = LRUCache(maxsize=dr_state_cache_size)
         self._digest: dict[AppKey, DigestEntry] | None = None  # None until loaded from S3
         self._storage_classes_hash: str | None = None
-        self._digest_dirty = False
         # Group commit: every change to the digest counts one; a flush records the count it wrote,
-        # so a caller whose change a flush already carried does not PUT again (flush_digest).
+        # so a caller whose change a flush already carried does not PUT again (flush_digest). The
+        # digest needs writing exactly while the count is ahead of what was written.
         self._digest_changes = 0
         self._digest_written = 0
         self._heartbeat_seq: int | None = None
@@ -107,7 +107,6 @@ class Coordinator:
     # -- helpers -------------------------------------------------------------
     def _mark_digest_dirty(self) -> None:
         # Called with _lock held.
-        self._digest_dirty = True
         self._digest_changes += 1
 
     def _encode(self, kind: Kind, body: Mapping[str, Any], nonce: str | None = None) -> tuple[bytes, str]:
@@ -481,11 +480,10 @@ class Coordinator:
         with self._digest_lock:
             with self._lock:
                 digest = self._load_digest()
-                if not self._digest_dirty or self._digest_written >= wanted:
+                if self._digest_written >= wanted:
                     return False
                 apps, sch = dict(digest), self._storage_classes_hash
                 carried = self._digest_changes
-                self._digest_dirty = False
             try:
                 body_json = self._digest_encoder.body_json(apps, sch)
                 data, _ = env.encode_canonical_body(Kind.DIGEST, self.cluster, body_json, now=self._now(),
@@ -493,16 +491,10 @@ class Coordinator:
             except env.EnvelopeTooLarge as e:
                 # Kept for the DRCluster status: peers cannot see our changes until the digest shrinks.
                 self.digest_problem = f"{e} ({len(apps)} apps)"
-                with self._lock:
-                    self._mark_digest_dirty()
                 raise
             self.digest_problem = None
-            try:
-                self._put_own(self.keys.digest(self.cluster), data)
-            except Exception:
-                with self._lock:
-                    self._mark_digest_dirty()
-                raise
+            # A failed PUT leaves the count ahead of what was written: the next flush writes it.
+            self._put_own(self.keys.digest(self.cluster), data)
             with self._lock:
                 self._digest_written = max(self._digest_written, carried)
             return True
