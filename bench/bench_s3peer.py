@@ -79,13 +79,24 @@ def run(settings: dict[str, str], apps: int, prefix: str) -> dict[str, Any]:
 
     changed: list[tuple[int, float]] = []
     write_requests: list[int] = []
+    put_bytes: list[int] = []
+
+    def count_bytes(params: dict[str, Any], **_: Any) -> None:
+        body = params["body"]
+        put_bytes.append(len(body) if isinstance(body, bytes) else len(body.getvalue()))
+
+    east.store.client.meta.events.register("before-call.s3.PutObject", count_bytes)
+    written: list[int] = []
     for i in range(3):
         east_counts.clear()
+        put_bytes.clear()
         east.write_cluster_status(app_keys[i], ClusterStatus(Role.SECONDARY_READY, 1, {"dataReady": True}))
         write_requests.append(sum(east_counts.values()))
+        written.append(sum(put_bytes))
         changed.append(timed_poll(reader, west_counts))
-    digest_size = int(west_store.client.head_object(Bucket=west_store.bucket, Key=keys.digest("east"))
-                      ["ContentLength"])
+    # The digest is an index and pages (reconciler/s3peer/digestpages.py): all of them, together.
+    digest_size = sum(int(west_store.client.head_object(Bucket=west_store.bucket, Key=k)["ContentLength"])
+                      for k in west_store.list_keys(keys.digest("east")))
     return {
         "apps": apps,
         "cold_requests": cold_requests,
@@ -96,6 +107,7 @@ def run(settings: dict[str, str], apps: int, prefix: str) -> dict[str, Any]:
         "changed_ms": statistics.median(t for _, t in changed) * 1000,
         "writer_requests_per_change": max(write_requests),
         "digest_kib": digest_size / 1024,
+        "change_kib": max(written) / 1024,
     }
 
 
@@ -127,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Peer poll every {POLL_S} s, heartbeat every {HEARTBEAT_S} s; AWS list prices "
           "PUT/LIST $0.005/1k, GET $0.0004/1k; month = 30 days; cost per cluster pair (2 clusters).")
     head = (f"{'apps':>6} | {'req/poll steady':>15} | {'req/poll 1 changed':>18} | {'first poll':>10} | "
-            f"{'poll ms steady':>14} | {'poll ms changed':>15} | {'digest KiB':>10} | "
+            f"{'poll ms steady':>14} | {'poll ms changed':>15} | {'digest KiB':>10} | {'KiB per change':>14} | "
             f"{'$/month ours':>12} | {'$/month seed':>12}")
     print(head)
     print("-" * len(head))
@@ -136,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         seed = 2 * monthly_seed(r["apps"])
         print(f"{r['apps']:>6} | {r['steady_requests']:>15} | {r['changed_requests']:>18} | "
               f"{r['cold_requests']:>10} | {r['steady_ms']:>14.1f} | {r['changed_ms']:>15.1f} | "
-              f"{r['digest_kib']:>10.1f} | {ours:>12.2f} | {seed:>12.2f}")
+              f"{r['digest_kib']:>10.1f} | {r['change_kib']:>14.1f} | {ours:>12.2f} | {seed:>12.2f}")
     print("A status change costs the writer "
           f"{max(r['writer_requests_per_change'] for r in rows)} PUTs (the status and the digest) and the reader "
           "one extra GET; the seed design pays N PUTs + N GETs per cluster every poll whether or not anything changed.")

@@ -38,7 +38,7 @@ from reconciler.cli.common import (
 from reconciler.cli.common import resolve_s3 as _resolve_s3
 from reconciler.cli.status import CachedReader, _age
 from reconciler.durations import parse_duration
-from reconciler.s3peer import AppKey, Digest, Health, Kind, S3PeerError
+from reconciler.s3peer import AppKey, Health, Kind, S3PeerError
 
 EPILOG = """\
 examples:
@@ -177,8 +177,8 @@ def observe_s3(reader: CachedReader | None, target: S3Target | None, app: AppKey
         if ds is not None:
             o.primary, o.generation = ds.primary, ds.generation
         for c in clusters:
-            d = reader.get(target.keys.digest(c), Kind.DIGEST, Digest.from_body)
-            e = d.value.apps.get(app) if d else None
+            d = reader.digest(c)
+            e = d.apps.get(app) if d else None
             if e is not None:
                 o.roles[c] = (str(e.role), e.observed_generation, e.intent_hash is not None)
             h = reader.get(target.keys.health(c), Kind.HEALTH, Health.from_body)

@@ -49,6 +49,7 @@ from reconciler.s3peer import (
     StoredObject,
 )
 from reconciler.s3peer import envelope as env
+from reconciler.s3peer.digestpages import DigestInconsistent, read_digest
 from reconciler.s3peer.moving import MovedMarker
 from reconciler.s3peer.peer import decode_record
 from reconciler.s3peer.quorum import AcceptorState
@@ -94,6 +95,7 @@ class CachedReader:
         self.target = target
         self.requests = 0
         self._held: dict[str, tuple[str, Any]] = {}
+        self._raw: dict[str, StoredObject] = {}
 
     def get(self, key: str, kind: Kind, parse: Callable[[Mapping[str, Any], str | None], T]) -> Record[T] | None:
         held = self._held.get(key)
@@ -108,6 +110,30 @@ class CachedReader:
         rec = decode_record(obj, kind, parse, self.target.hmac_key)
         self._held[key] = (obj.etag, rec)
         return rec
+
+    def raw(self, key: str) -> StoredObject | None:
+        """An object as stored (for the digest's index and pages), ETag-conditional like `get`."""
+        held = self._raw.get(key)
+        self.requests += 1
+        obj = self.target.store.get(key, if_none_match=held.etag if held else None, max_bytes=env.MAX_OBJECT_BYTES)
+        if obj is NOT_MODIFIED and held is not None:
+            return held
+        self._raw.pop(key, None)
+        if not isinstance(obj, StoredObject):
+            return None
+        self._raw[key] = obj
+        return obj
+
+    def digest(self, cluster: str) -> Digest | None:
+        """A cluster's digest, its pages put together. A page behind its index (being written) is
+        left out; a corrupt one raises."""
+        loaded = read_digest(self.raw, self.target.keys, cluster, self.target.hmac_key)
+        if loaded is None:
+            return None
+        for problem in loaded.problems.values():
+            if not isinstance(problem, DigestInconsistent):
+                raise problem
+        return Digest(apps=loaded.apps, storage_classes_hash=loaded.storage_classes_hash)
 
     def dr_state(self, app: AppKey) -> tuple[DRState | None, bool]:
         """dr-state as this store holds it, and whether it came from the store's quorum acceptor: the
@@ -314,8 +340,7 @@ class Collector:
                         v.stale = v.heartbeat_age is None or v.heartbeat_age > self.stale_after
                         v.sequence, v.operator_version = h.value.sequence, h.value.operator_version
                         v.operator_ready = h.value.ready
-                    d = self.reader.get(keys.digest(n), Kind.DIGEST, Digest.from_body)
-                    digests[n] = d.value if d else None
+                    digests[n] = self.reader.digest(n)
                 except S3PeerError as e:
                     v.s3_error = s3_error_text(e)
                     digests[n] = None

@@ -37,18 +37,20 @@ Decisions where protocol.md is silent
   dr-state after one was seen is also a rollback (a restored or wiped bucket
   must not lead to a new generation-1 claim by a different cluster).
 - dr-state can be deleted only with If-Match on the version read.
-- The digest body is `{"apps": {"ns/vrg": {statusHash, role, observedGeneration,
-  intentHash?}}, "storageClassesHash"}`: intents and storage classes are also
-  found through the digest, so a steady-state poll is exactly 2 conditional
-  GETs (health + digest). statusHash/intentHash are 64-bit SHA-256 prefixes of
+- The digest maps "ns/vrg" to {statusHash, role, observedGeneration,
+  intentHash?} and holds the storageClassesHash, in pages under an index
+  (digestpages.py): intents and storage classes are also found through the
+  digest, so a steady-state poll is exactly 2 conditional GETs (health + digest
+  index). statusHash/intentHash are 64-bit SHA-256 prefixes of
   the canonical body JSON (so identical content is never rewritten). An entry
   may have statusHash null when the cluster has only written an intent.
 - Write order is object first, digest second; a crash in between costs one
   redundant write after restart, never a missed change. The digest is written
   only when it changes (not rewritten by every heartbeat, which would make the
   peer re-read it); `heartbeat()` flushes a pending digest.
-- On start, a Coordinator loads its own digest from S3 to know which statuses
-  are already there, and continues the heartbeat sequence it finds.
+- On start, a Coordinator loads its own digest (index and pages) from S3 to know
+  which statuses are already there, and continues the heartbeat and digest
+  sequences it finds.
 - Peer liveness: any change of the health object's ETag counts as a heartbeat,
   even if its content is corrupt (a corrupt heartbeat is reported but must not
   trigger an automatic failover by itself). A peer never seen is tracked from

@@ -40,7 +40,9 @@ class Kind(StrEnum):
     CLUSTER_STATUS = "ClusterStatus"
     STORAGE_CLASSES = "StorageClasses"
     HEALTH = "Health"
-    DIGEST = "Digest"
+    DIGEST = "Digest"  # the single-object digest of earlier versions, still read
+    DIGEST_INDEX = "DigestIndex"
+    DIGEST_PAGE = "DigestPage"
     DR_ACCEPTOR = "DRStateAcceptor"
     DR_STATE_MOVED = "DRStateMoved"
 

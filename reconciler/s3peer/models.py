@@ -9,8 +9,6 @@ from typing import Any, TypeVar
 
 from reconciler.s3peer import pvcs as _pvcs
 from reconciler.s3peer.envelope import (
-    canonical_json,
-    canonical_object,
     content_hash,
     opt_label,
     opt_str,
@@ -251,7 +249,8 @@ class DigestEntry:
 
 @dataclass(frozen=True)
 class Digest:
-    """`cluster-info/{cluster}/digest`: what changed, so a peer reads O(1) objects per poll."""
+    """The single-object digest of earlier versions (`cluster-info/{cluster}/digest`), still read so
+    that a cluster upgraded first understands a peer not yet upgraded (digestpages.py)."""
 
     apps: Mapping[AppKey, DigestEntry]
     storage_classes_hash: str | None = None
@@ -264,70 +263,17 @@ class Digest:
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any], key: str | None = None) -> Digest:
-        return DigestDecoder().parse(body, key)
-
-
-class DigestBodyEncoder:
-    """The digest body as canonical JSON, from each entry's JSON kept between writes.
-
-    A busy cluster writes its digest once per report; serialising every entry each time made
-    those writes cost O(apps) in CPU each, O(apps²) over a whole-site failover. The bytes are
-    exactly `canonical_json(Digest(apps, hash).to_body())`. Not thread-safe: one writer at a time.
-    """
-
-    def __init__(self) -> None:
-        self._parts: dict[AppKey, tuple[DigestEntry, str, bytes]] = {}
-
-    def body_json(self, apps: Mapping[AppKey, DigestEntry], storage_classes_hash: str | None) -> bytes:
-        parts = self._parts
-        for app, entry in apps.items():
-            known = parts.get(app)
-            if known is None or known[0] != entry:
-                name = str(app)
-                parts[app] = (entry, name, canonical_json(name) + b":" + canonical_json(entry.to_body()))
-        if len(parts) != len(apps):  # parts holds every app of `apps`: equal sizes, equal sets
-            parts = self._parts = {a: p for a, p in parts.items() if a in apps}
-        entries = b"{" + b",".join(p for _, p in sorted((n, p) for _, n, p in parts.values())) + b"}"
-        return canonical_object({"apps": entries, "storageClassesHash": canonical_json(storage_classes_hash)})
-
-
-def _same_json(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    # == alone would take true or 1.0 for a 1 the entry was validated with.
-    return a == b and all(type(v) is type(b[k]) for k, v in a.items())
-
-
-class DigestDecoder:
-    """Digest bodies parsed one after another, each entry validated only when its JSON changed.
-
-    A peer's digest is re-read whenever it changes, every few of its reports while it is busy;
-    validating every entry each time cost O(apps) of Python per read (14 ms of 23 at 5,000
-    apps). An entry equal to the one parsed last time (same JSON types, too) is the same
-    DigestEntry object, so a reader can tell unchanged entries by identity. A body that fails
-    validation leaves the memory as it was. Not thread-safe: one reader at a time.
-    """
-
-    def __init__(self) -> None:
-        self._known: dict[str, tuple[Any, AppKey, DigestEntry]] = {}
-
-    def parse(self, body: Mapping[str, Any], key: str | None = None) -> Digest:
         raw = body.get("apps")
         if not isinstance(raw, dict):
             raise CorruptObject("digest apps must be an object", key=key)
-        known = self._known
-        fresh: dict[str, tuple[Any, AppKey, DigestEntry]] = {}
         apps: dict[AppKey, DigestEntry] = {}
         for k, v in raw.items():
-            hit = known.get(k)
-            if hit is None or not isinstance(v, dict) or not _same_json(v, hit[0]):
-                try:
-                    app = AppKey.parse(k)
-                except ValueError:
-                    raise CorruptObject(f"digest has an invalid app key {k!r}", key=key) from None
-                hit = (v, app, DigestEntry.from_body(v, key))
-            fresh[k] = hit
-            apps[hit[1]] = hit[2]
+            try:
+                app = AppKey.parse(k)
+            except ValueError:
+                raise CorruptObject(f"digest has an invalid app key {k!r}", key=key) from None
+            apps[app] = DigestEntry.from_body(v, key)
         sch = body.get("storageClassesHash")
         if sch is not None and (not isinstance(sch, str) or len(sch) > _HASH_MAX):
             raise CorruptObject("digest storageClassesHash must be a string", key=key)
-        self._known = fresh
-        return Digest(apps=apps, storage_classes_hash=sch)
+        return cls(apps=apps, storage_classes_hash=sch)

@@ -12,6 +12,16 @@ from typing import Any, TypeVar
 from cachetools import LRUCache
 
 from reconciler.s3peer import envelope as env
+from reconciler.s3peer.digestpages import (
+    DigestIndex,
+    DigestPage,
+    decode_page,
+    page_count_for,
+    page_key,
+    page_of,
+    pages_prefix,
+    read_digest,
+)
 from reconciler.s3peer.drstate import (
     Record,
     WriteOutcome,
@@ -25,8 +35,6 @@ from reconciler.s3peer.keys import AppKey, KeySchema
 from reconciler.s3peer.models import (
     Action,
     ClusterStatus,
-    Digest,
-    DigestBodyEncoder,
     DigestEntry,
     DRIntent,
     DRState,
@@ -87,7 +95,6 @@ class Coordinator:
         self._now = now
         self._lock = threading.RLock()
         self._digest_lock = threading.Lock()
-        self._digest_encoder = DigestBodyEncoder()  # used under _digest_lock only
         self._dr_cache: LRUCache[AppKey, Record[DRState]] = LRUCache(maxsize=dr_state_cache_size)
         self._digest: dict[AppKey, DigestEntry] | None = None  # None until loaded from S3
         self._storage_classes_hash: str | None = None
@@ -96,6 +103,16 @@ class Coordinator:
         # digest needs writing exactly while the count is ahead of what was written.
         self._digest_changes = 0
         self._digest_written = 0
+        # The paged layout (digestpages.py), all under _lock: the page count, each page's apps, the
+        # pages changed since the last flush, the index as last written, and the last sequence.
+        self._page_count = 1
+        self._page_apps: dict[int, set[AppKey]] = {}
+        self._dirty_pages: set[int] = set()
+        self._listed: dict[int, int] = {}
+        self._listed_page_count = 1
+        self._sequence = 0
+        self._stray_pages: set[tuple[int, int]] = set()  # (layout, page) objects that no index of ours lists
+        self._verify_turn = 0
         self._heartbeat_seq: int | None = None
         # Apps whose cluster-status object this process wrote or found to match the digest.
         self._status_checked: set[AppKey] = set()
@@ -105,9 +122,35 @@ class Coordinator:
         self.digest_problem: str | None = None
 
     # -- helpers -------------------------------------------------------------
-    def _mark_digest_dirty(self) -> None:
-        # Called with _lock held.
+    def _mark_digest_dirty(self, app: AppKey | None = None) -> None:
+        # Called with _lock held. Without an app only the index needs writing.
         self._digest_changes += 1
+        if app is not None:
+            self._dirty_pages.add(page_of(app, self._page_count))
+
+    def _set_entry(self, digest: dict[AppKey, DigestEntry], app: AppKey, entry: DigestEntry | None) -> None:
+        # Called with _lock held: the one place entries change, so each page knows its apps.
+        page = page_of(app, self._page_count)
+        if entry is None:
+            if digest.pop(app, None) is None:
+                return
+            members = self._page_apps.get(page)
+            if members is not None:
+                members.discard(app)
+                if not members:
+                    del self._page_apps[page]
+        else:
+            if digest.get(app) == entry:
+                return
+            digest[app] = entry
+            self._page_apps.setdefault(page, set()).add(app)
+        self._mark_digest_dirty(app)
+
+    def _regroup(self, digest: Mapping[AppKey, DigestEntry]) -> None:
+        pages: dict[int, set[AppKey]] = {}
+        for app in digest:
+            pages.setdefault(page_of(app, self._page_count), set()).add(app)
+        self._page_apps = pages
 
     def _encode(self, kind: Kind, body: Mapping[str, Any], nonce: str | None = None) -> tuple[bytes, str]:
         return env.encode(kind, self.cluster, body, now=self._now(), nonce=nonce, hmac_key=self.hmac_key)
@@ -353,16 +396,68 @@ class Coordinator:
         # Called with _lock held. Start from what S3 has, so apps not reconciled
         # since a restart keep their entries and unchanged statuses cost nothing.
         if self._digest is None:
-            key = self.keys.digest(self.cluster)
-            try:
-                rec = self._get_record(key, Kind.DIGEST, Digest.from_body)
-                self._etags[key] = rec.etag if rec else None
-            except CorruptObject:
-                rec = None  # rewritten on the next flush
-                self._mark_digest_dirty()
-            self._digest = dict(rec.value.apps) if rec else {}
-            self._storage_classes_hash = rec.value.storage_classes_hash if rec else None
+            self._digest = self._read_own_digest()
         return self._digest
+
+    def _read_own_digest(self) -> dict[AppKey, DigestEntry]:
+        """Our digest as S3 has it, and the layout and sequence to continue from."""
+        def fetch(key: str) -> StoredObject | None:
+            obj = self.store.get(key, max_bytes=env.MAX_OBJECT_BYTES)
+            return obj if isinstance(obj, StoredObject) else None
+
+        try:
+            loaded = read_digest(fetch, self.keys, self.cluster, self.hmac_key)
+        except CorruptObject as e:
+            log.warning("own digest unreadable, written anew: %s", e)
+            loaded = None
+            self._mark_digest_dirty()
+        else:
+            self._etags[self.keys.digest(self.cluster)] = loaded.index_etag if loaded else None
+        apps = dict(loaded.apps) if loaded else {}
+        self._storage_classes_hash = loaded.storage_classes_hash if loaded else None
+        if loaded is not None and loaded.index is not None:
+            index = loaded.index
+            self._page_count = self._listed_page_count = index.page_count
+            self._listed = dict(index.pages)
+            self._sequence = max([index.sequence, *(r.value.sequence for r in loaded.pages.values())])
+            for i, rec in loaded.pages.items():
+                self._etags[page_key(self.keys, self.cluster, index.page_count, i)] = rec.etag
+                if rec.value.sequence != index.pages[i]:
+                    # Written after the index (a crash between the two): list it, or no reader
+                    # fetches it until the page changes again.
+                    self._listed[i] = rec.value.sequence
+                    self._digest_changes += 1
+            self._regroup(apps)
+            for i, problem in loaded.problems.items():
+                # Rewritten from what we hold; its apps come back as they are reconciled.
+                log.warning("own digest page %d unusable, written anew: %s", i, problem)
+                self._dirty_pages.add(i)
+                self._digest_changes += 1
+            return apps
+        # No index (none yet, a corrupt one, or the single object of an earlier version): continue
+        # above any page left behind, so no reader takes an old page for a new one.
+        self._sequence = self._highest_stray_sequence()
+        self._page_count = page_count_for(len(apps), 1)
+        self._regroup(apps)
+        if apps:
+            self._dirty_pages = set(self._page_apps)
+            self._digest_changes += 1
+        return apps
+
+    def _highest_stray_sequence(self) -> int:
+        prefix = pages_prefix(self.keys, self.cluster)
+        highest = 0
+        for key in self.store.list_keys(prefix):
+            count, _, page = key[len(prefix):].partition("/")
+            if not (count.isascii() and count.isdigit() and page.isascii() and page.isdigit()):
+                continue
+            self._stray_pages.add((int(count), int(page)))
+            obj = self.store.get(key, max_bytes=env.MAX_OBJECT_BYTES)
+            if isinstance(obj, StoredObject):
+                self._etags[key] = obj.etag
+                with contextlib.suppress(CorruptObject):
+                    highest = max(highest, decode_page(obj, self.hmac_key).value.sequence)
+        return highest
 
     def _update_entry(self, app: AppKey, *, intent_hash: str | None) -> None:
         with self._lock:
@@ -374,9 +469,7 @@ class Coordinator:
                 new = DigestEntry(status_hash=None, role=Role.UNKNOWN, observed_generation=0, intent_hash=intent_hash)
             else:
                 new = DigestEntry(old.status_hash, old.role, old.observed_generation, intent_hash)
-            if new != old:
-                digest[app] = new
-                self._mark_digest_dirty()
+            self._set_entry(digest, app, new)
         self.flush_digest()
 
     def write_cluster_status(self, app: AppKey, status: ClusterStatus, *, flush_digest: bool = True) -> bool:
@@ -420,8 +513,8 @@ class Coordinator:
             self._status_checked.add(app)
             digest = self._load_digest()
             prev = digest.get(app)
-            digest[app] = DigestEntry(h, status.role, status.observed_generation, prev.intent_hash if prev else None)
-            self._mark_digest_dirty()
+            self._set_entry(digest, app, DigestEntry(h, status.role, status.observed_generation,
+                                                     prev.intent_hash if prev else None))
         if flush_digest:
             self.flush_digest()
         return True
@@ -440,8 +533,7 @@ class Coordinator:
             return
         self._delete_own(self.keys.dr_intent(app, self.cluster))
         with self._lock:
-            if self._load_digest().pop(app, None) is not None:
-                self._mark_digest_dirty()
+            self._set_entry(self._load_digest(), app, None)
             self._dr_cache.pop(app, None)
         self.flush_digest()
 
@@ -450,8 +542,7 @@ class Coordinator:
         for key in self.keys.own_app_keys(app, self.cluster):
             self._delete_own(key)
         with self._lock:
-            if self._load_digest().pop(app, None) is not None:
-                self._mark_digest_dirty()
+            self._set_entry(self._load_digest(), app, None)
             self._dr_cache.pop(app, None)
         self.flush_digest()
 
@@ -461,18 +552,17 @@ class Coordinator:
         with self._lock:
             digest = self._load_digest()
             for app in [a for a in digest if a not in keep]:
-                del digest[app]
-                self._mark_digest_dirty()
+                self._set_entry(digest, app, None)
 
     def flush_digest(self) -> bool:
-        """Write the digest if anything changed since the last write; True when a PUT was made.
+        """Write the changed digest pages, then the index; True when a PUT was made.
 
         Returns once every change made before the call is in S3. Flushes are serialised (an
         older digest never overwrites a newer one), and each writes every change made so far:
         a caller that waited behind a flush which carried its change returns without a PUT,
         even if others changed the digest meanwhile (those changes are theirs to wait for).
-        With several workers a burst of reports costs about one digest PUT per PUT latency,
-        not one per report (group commit).
+        With several workers a burst of reports costs about one flush per PUT latency, not one
+        per report (group commit), and a flush writes only the pages of the apps that changed.
         """
         with self._lock:
             self._load_digest()
@@ -482,21 +572,51 @@ class Coordinator:
                 digest = self._load_digest()
                 if self._digest_written >= wanted:
                     return False
-                apps, sch = dict(digest), self._storage_classes_hash
                 carried = self._digest_changes
+                resized = page_count_for(len(digest), self._page_count)
+                if resized != self._page_count:
+                    self._page_count = resized
+                    self._regroup(digest)
+                    self._dirty_pages = set(self._page_apps)
+                count = self._page_count
+                dirty, self._dirty_pages = self._dirty_pages, set()
+                self._sequence += 1  # before any PUT: a page written by a failed flush is never reused
+                seq = self._sequence
+                pages = [DigestPage(seq, count, i, {a: digest[a] for a in sorted(self._page_apps.get(i, ()),
+                                                                                 key=str)})
+                         for i in sorted(dirty)]
+                listed = dict(self._listed) if self._listed_page_count == count else {}
+                was_listed = {(self._listed_page_count, i) for i in self._listed} | self._stray_pages
+                sch, napps = self._storage_classes_hash, len(digest)
             try:
-                body_json = self._digest_encoder.body_json(apps, sch)
-                data, _ = env.encode_canonical_body(Kind.DIGEST, self.cluster, body_json, now=self._now(),
-                                                    hmac_key=self.hmac_key)
-            except env.EnvelopeTooLarge as e:
-                # Kept for the DRCluster status: peers cannot see our changes until the digest shrinks.
-                self.digest_problem = f"{e} ({len(apps)} apps)"
+                for page in pages:
+                    if not page.apps:
+                        listed.pop(page.page, None)
+                        continue
+                    data, _ = self._encode(Kind.DIGEST_PAGE, page.to_body())
+                    self._put_own(page_key(self.keys, self.cluster, count, page.page), data,
+                                  likely_absent=(count, page.page) not in was_listed)
+                    listed[page.page] = seq
+                index, _ = self._encode(Kind.DIGEST_INDEX, DigestIndex(seq, count, listed, sch).to_body())
+                self._put_own(self.keys.digest(self.cluster), index)
+            except Exception as e:
+                if isinstance(e, env.EnvelopeTooLarge):
+                    # Kept for the DRCluster status: peers cannot see our changes until the digest shrinks.
+                    self.digest_problem = f"{e} ({napps} apps)"
+                with self._lock:
+                    # A failed PUT leaves the count ahead of what was written: the next flush writes them.
+                    self._dirty_pages |= dirty
                 raise
             self.digest_problem = None
-            # A failed PUT leaves the count ahead of what was written: the next flush writes it.
-            self._put_own(self.keys.digest(self.cluster), data)
             with self._lock:
+                self._listed, self._listed_page_count = listed, count
                 self._digest_written = max(self._digest_written, carried)
+                self._stray_pages -= was_listed
+            for c, i in sorted(was_listed - {(count, i) for i in listed}):
+                # No index lists it now (emptied, or of the old layout): removed so the bucket holds
+                # only what is said (best effort).
+                with contextlib.suppress(S3PeerError):
+                    self._delete_own(page_key(self.keys, self.cluster, c, i))
             return True
 
     def cached_digest_entries(self) -> dict[AppKey, DigestEntry] | None:
@@ -602,21 +722,30 @@ class Coordinator:
         return health
 
     def _verify_digest(self) -> None:
-        """One conditional GET: if our digest is no longer what we last wrote (rolled back, forged,
-        deleted by a third party), write ours again. The digest is what the peer acts on."""
+        """Conditional GETs of the index and of one page in turn: if either is no longer what we
+        last wrote (rolled back, forged, deleted by a third party), it is written again. The
+        digest is what the peer acts on; every page is looked at once per that many heartbeats."""
         key = self.keys.digest(self.cluster)
         with self._lock:
             self._load_digest()
-            known = key in self._etags
-            etag = self._etags.get(key)
-        if not known:
-            return  # nothing written or read yet: the next flush learns the version
-        obj = self.store.get(key, if_none_match=etag) if etag else self.store.get(key)
-        if obj is NOT_MODIFIED or (etag is None and obj is None):
-            return
-        with self._lock:
-            self._etags.pop(key, None)
-            self._mark_digest_dirty()
+            checks: list[tuple[str, int | None]] = [(key, None)]
+            if self._listed and self._listed_page_count == self._page_count:
+                turn = sorted(self._listed)[self._verify_turn % len(self._listed)]
+                self._verify_turn += 1
+                checks.append((page_key(self.keys, self.cluster, self._page_count, turn), turn))
+            known = {k: (k in self._etags, self._etags.get(k)) for k, _ in checks}
+        for k, page in checks:
+            seen, etag = known[k]
+            if not seen:
+                continue  # nothing written or read yet: the next flush learns the version
+            obj = self.store.get(k, if_none_match=etag) if etag else self.store.get(k)
+            if obj is NOT_MODIFIED or (etag is None and obj is None):
+                continue
+            with self._lock:
+                self._etags.pop(k, None)
+                self._digest_changes += 1
+                if page is not None:
+                    self._dirty_pages.add(page)
 
     # -- Ramen VRG metadata (read as written by the VRG controller) -----------
     def read_ramen_object(self, key: str) -> Any | None:

@@ -1,14 +1,15 @@
 """Reading the peer: a snapshot of its health, digest, statuses and intents at O(1) cost per poll.
 
-Each poll GETs the peer's health and digest with If-None-Match (a 304 when
-unchanged), then GETs only the cluster-status / dr-intent objects whose hash in
+Each poll GETs the peer's health and digest index with If-None-Match (a 304 when
+unchanged), then the digest pages listed at a sequence other than the one held
+(digestpages.py), then only the cluster-status / dr-intent objects whose hash in
 the digest differs from the copy we hold. Snapshots are cached for the poll
 interval (cachetools) so every reconcile in a cycle shares one poll.
 
 A nudge or a busy peer makes polls frequent, so a poll's CPU is kept to what
-changed: digest entries whose JSON did not change are not validated again
-(DigestDecoder), only apps with a new entry or an object still to fetch are
-looked at, and the snapshot's tables are rebuilt only when one changed.
+changed: only changed pages are fetched and validated, an entry that did not
+change stays the object held, only apps with a new entry or an object still to
+fetch are looked at, and the snapshot's tables are rebuilt only when one changed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ from typing import Any
 from cachetools import TLRUCache
 
 from reconciler.s3peer import envelope as env
+from reconciler.s3peer.digestpages import (
+    DigestInconsistent,
+    DigestIndex,
+    DigestPage,
+    behind,
+    decode_page,
+    decode_root,
+    page_key,
+    page_of,
+    usable,
+)
 from reconciler.s3peer.drstate import Record
 from reconciler.s3peer.envelope import Kind
 from reconciler.s3peer.errors import CorruptObject, S3PeerError
@@ -30,7 +42,6 @@ from reconciler.s3peer.keys import AppKey, KeySchema
 from reconciler.s3peer.models import (
     ClusterStatus,
     Digest,
-    DigestDecoder,
     DigestEntry,
     DRIntent,
     Health,
@@ -130,23 +141,31 @@ class PeerSnapshot:
     changed: frozenset[AppKey]
     digest_error: CorruptObject | None = None
     requests: int = 0
+    #: Pages of the peer's digest that could not be read (their apps are unknown), by page number.
+    page_errors: Mapping[int, CorruptObject] = field(default_factory=dict)
+    page_count: int = 1
 
-    def entry(self, app: AppKey) -> DigestEntry | None:
+    def _check(self, app: AppKey) -> None:
         if self.digest_error:
             raise self.digest_error
+        if self.page_errors:
+            e = self.page_errors.get(page_of(app, self.page_count))
+            if e is not None:
+                raise e
+
+    def entry(self, app: AppKey) -> DigestEntry | None:
+        self._check(app)
         return self.digest.get(app)
 
     def status(self, app: AppKey) -> Record[ClusterStatus] | None:
-        if self.digest_error:
-            raise self.digest_error
+        self._check(app)
         v = self.statuses.get(app)
         if isinstance(v, CorruptObject):
             raise v
         return v
 
     def intent(self, app: AppKey) -> Record[DRIntent] | None:
-        if self.digest_error:
-            raise self.digest_error
+        self._check(app)
         v = self.intents.get(app)
         if isinstance(v, CorruptObject):
             raise v
@@ -164,11 +183,23 @@ class _Cached:
 
 
 @dataclass
+class _Page:
+    page: DigestPage
+    etag: str
+
+
+@dataclass
 class _State:
     track: HealthTrack
     health_etag: str | None = None
     digest_etag: str | None = None
-    digest: Digest | None = None
+    #: The peer's digest: its index and the pages held, or the single object of an earlier version.
+    index: DigestIndex | None = None
+    legacy: Digest | None = None
+    pages: dict[int, _Page] = field(default_factory=dict)
+    page_errors: dict[int, CorruptObject] = field(default_factory=dict)
+    #: Every entry of the pages held (a new mapping whenever one changes).
+    digest_apps: Mapping[AppKey, DigestEntry] = field(default_factory=dict)
     digest_error: CorruptObject | None = None
     statuses: dict[AppKey, _Cached] = field(default_factory=dict)
     intents: dict[AppKey, _Cached] = field(default_factory=dict)
@@ -219,7 +250,6 @@ class PeerReader:
         self._retry_after = retry_after if retry_after is not None else max(60.0, 10 * poll_interval)
         self._poll_lock = threading.Lock()
         self._state = _State(track=start_tracking(monotonic()))
-        self._digest_decoder = DigestDecoder()  # used under _poll_lock only
 
         def ttu(_k: str, v: PeerSnapshot | S3PeerError, now: float) -> float:
             return now + (error_ttl if isinstance(v, S3PeerError) else poll_interval)
@@ -295,18 +325,40 @@ class PeerReader:
         elif h_obj is None:
             st.health_etag = None
 
+        root_changed = True
         if isinstance(d_obj, StoredObject):
             st.digest_etag = d_obj.etag
+            st.index, st.legacy, st.digest_error = None, None, None
             try:
-                st.digest = decode_record(d_obj, Kind.DIGEST, self._digest_decoder.parse, self.hmac_key).value
-                st.digest_error = None
+                root = decode_root(d_obj, self.hmac_key).value
+                if isinstance(root, Digest):
+                    st.legacy = root
+                else:
+                    st.index = root
             except CorruptObject as e:
-                st.digest, st.digest_error = None, e
+                st.digest_error = e
         elif d_obj is None:
-            st.digest_etag, st.digest, st.digest_error = None, None, None
+            st.digest_etag, st.index, st.legacy, st.digest_error = None, None, None, None
+        else:
+            root_changed = False
+        pages_changed = False
+        if st.index is not None:
+            pages_changed, n = self._poll_pages(st, st.index)
+            requests += n
+        elif st.pages or st.page_errors:
+            st.pages, st.page_errors, pages_changed = {}, {}, True
+        if root_changed or pages_changed:
+            if st.legacy is not None:
+                st.digest_apps = st.legacy.apps
+            else:
+                merged: dict[AppKey, DigestEntry] = {}
+                for i in sorted(st.pages):
+                    merged.update(st.pages[i].page.apps)
+                st.digest_apps = merged
+        sch_now = st.index.storage_classes_hash if st.index else st.legacy.storage_classes_hash if st.legacy else None
 
         changed: set[AppKey] = set()
-        digest: Mapping[AppKey, DigestEntry] = st.digest.apps if st.digest else {}
+        digest = st.digest_apps
         if digest is not st.processed:
             before = st.processed
             # Apps gone from the digest are gone from the peer.
@@ -317,7 +369,7 @@ class PeerReader:
                 st.pending.discard(app)
             for tk in [t for t in st.tried if t[1] not in digest]:
                 del st.tried[tk]
-            # An unchanged entry is the very object parsed before (DigestDecoder).
+            # An unchanged entry is the very object held before (_poll_pages keeps it).
             st.pending.update(app for app, entry in digest.items() if before.get(app) is not entry)
             st.processed = digest
 
@@ -341,7 +393,7 @@ class PeerReader:
             if settled:
                 st.pending.discard(app)
 
-        sc_want = st.digest.storage_classes_hash if st.digest else None
+        sc_want = sch_now
         fetch_sc = sc_want is not None and (st.storage_classes is None or st.storage_classes.hash != sc_want)
 
         results = self._fetch_all(jobs)
@@ -393,7 +445,69 @@ class PeerReader:
             changed=frozenset(changed),
             digest_error=st.digest_error,
             requests=requests,
+            page_errors=dict(st.page_errors),
+            page_count=st.index.page_count if st.index else 1,
         )
+
+    def _poll_pages(self, st: _State, index: DigestIndex) -> tuple[bool, int]:
+        """Bring the pages held in line with the index; (whether any changed, GETs made).
+
+        A page listed at a sequence other than the one held is fetched (conditionally). It is
+        taken when it is not behind the listing (digestpages.usable); otherwise what was held
+        for it stays, and with nothing held its apps are unknown (DigestInconsistent) until a
+        later poll. A corrupt page drops what was held: its apps are unknown, not old.
+        """
+        changed = False
+        for i in [i for i, held in st.pages.items() if i not in index.pages
+                  or held.page.page_count != index.page_count]:
+            del st.pages[i]
+            changed = True
+        for i in [i for i in st.page_errors if i not in index.pages]:
+            del st.page_errors[i]
+            changed = True
+        jobs = [i for i, seq in sorted(index.pages.items())
+                if i in st.page_errors or (held := st.pages.get(i)) is None or held.page.sequence != seq]
+        if not jobs:
+            return changed, 0
+
+        def fetch(i: int) -> StoredObject | object | None:
+            held = st.pages.get(i)
+            return self._get(page_key(self.keys, self.peer, index.page_count, i), held.etag if held else None)
+
+        if len(jobs) == 1 or self._workers <= 1:
+            results = [fetch(i) for i in jobs]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self._workers, len(jobs))) as pool:
+                results = list(pool.map(fetch, jobs))
+        for i, obj in zip(jobs, results, strict=True):
+            held = st.pages.get(i)
+            key = page_key(self.keys, self.peer, index.page_count, i)
+            if obj is NOT_MODIFIED and held is not None:
+                continue  # behind the listing or ahead of it: what we hold stands
+            page: DigestPage | None = None
+            if isinstance(obj, StoredObject):
+                try:
+                    page = decode_page(obj, self.hmac_key).value
+                except CorruptObject as e:
+                    if held is not None:
+                        del st.pages[i]
+                    st.page_errors[i] = e
+                    changed = True
+                    continue
+            if page is None or not usable(page, index, i):
+                if held is None and not isinstance(st.page_errors.get(i), DigestInconsistent):
+                    st.page_errors[i] = behind(i, index, page, key)
+                    changed = True
+                continue
+            assert isinstance(obj, StoredObject)
+            if held is not None:
+                # Entries that did not change stay the very objects held: the caller tells change by identity.
+                old = held.page.apps
+                page = replace(page, apps={a: (old[a] if old.get(a) == e else e) for a, e in page.apps.items()})
+            st.pages[i] = _Page(page, obj.etag)
+            st.page_errors.pop(i, None)
+            changed = True
+        return changed, len(jobs)
 
     def _fetch(self, key: str, kind: Kind, parse: Callable[[Mapping[str, Any], str | None], Any],
                prev: _Cached | None, hasher: Callable[[Any], str]) -> _Cached:

@@ -30,7 +30,8 @@ from reconciler.kube import Applier, Cache, EventRecorder, KubeClient
 from reconciler.manager import SECRETS
 from reconciler.plan.drcontrol import plan
 from reconciler.plan.inputs import PlanInput, PolicyView, VRGView
-from reconciler.s3peer import AppKey, ClusterStatus, Coordinator, Kind, ObjectStore, Role, S3PeerError
+from reconciler.s3peer import AppKey, ClusterStatus, Coordinator, Kind, ObjectStore, PeerReader, Role, S3PeerError
+from reconciler.s3peer.digestpages import page_key, page_of
 from reconciler.s3peer.envelope import MAX_OBJECT_BYTES, EnvelopeTooLarge, encode
 from reconciler.s3peer.models import DRState
 
@@ -201,14 +202,29 @@ def test_hostile_dr_state_freezes_roles_with_a_reason_and_recovers_when_repaired
 
 
 # -- our own digest: a forged release must not demote us ------------------------------------
-def test_forged_release_in_our_own_digest_read_at_start_does_not_demote(sides: dict[str, Side]) -> None:
+def _forge_page_entry(coord: Coordinator, cluster: str, app: AppKey, **fields: Any) -> None:
+    """Rewrite one entry in the page that holds it, keeping the page's sequence (what a third party
+    with write access to the bucket, but no HMAC key, can do)."""
+    index = json.loads(coord.store.get(coord.keys.digest(cluster)).data)["body"]  # type: ignore[union-attr]
+    key = page_key(coord.keys, cluster, index["pageCount"], page_of(app, index["pageCount"]))
+    body = json.loads(coord.store.get(key).data)["body"]  # type: ignore[union-attr]
+    body["apps"][str(app)].update(fields)
+    coord.store.put(key, encode(Kind.DIGEST_PAGE, cluster, body, now=NOW)[0])
+
+
+@pytest.mark.parametrize("layout", ["page", "single object of an earlier version"])
+def test_forged_release_in_our_own_digest_read_at_start_does_not_demote(sides: dict[str, Side], layout: str) -> None:
     settle(sides)
     east = sides["east"]
     coord = east.peering.coordinator
     # Someone rewrites east's digest: east "released" generation 1 (its cluster-status says primary).
-    forged = {"apps": {str(APP): {"statusHash": "0123456789abcdef", "role": "secondary-ready",
-                                  "observedGeneration": 1}}, "storageClassesHash": None}
-    coord.store.put(coord.keys.digest("east"), encode(Kind.DIGEST, "east", forged, now=NOW)[0])
+    if layout == "page":
+        _forge_page_entry(coord, "east", APP, statusHash="0123456789abcdef", role="secondary-ready",
+                          observedGeneration=1)
+    else:
+        forged = {"apps": {str(APP): {"statusHash": "0123456789abcdef", "role": "secondary-ready",
+                                      "observedGeneration": 1}}, "storageClassesHash": None}
+        coord.store.put(coord.keys.digest("east"), encode(Kind.DIGEST, "east", forged, now=NOW)[0])
     east.fresh_peering()  # the operator restarts and reads its digest from S3
 
     co, p = east.plan_for("Primary")
@@ -239,11 +255,12 @@ def _corrupt(store: ObjectStore, key: str) -> bytes:
     return obj.data  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("which", ["cluster-status", "digest"])
+@pytest.mark.parametrize("which", ["cluster-status", "digest", "digest page"])
 def test_corrupt_peer_report_is_a_condition_not_a_role_change(sides: dict[str, Side], which: str) -> None:
     settle(sides)
     east, w = sides["east"], sides["west"].peering.coordinator
-    key = w.keys.cluster_status(APP, "west") if which == "cluster-status" else w.keys.digest("west")
+    key = {"cluster-status": w.keys.cluster_status(APP, "west"), "digest": w.keys.digest("west"),
+           "digest page": page_key(w.keys, "west", 1, page_of(APP, 1))}[which]
     if which == "cluster-status":
         # The digest must point at new content for the reader to fetch it.
         w.write_cluster_status(APP, ClusterStatus(Role.SECONDARY, 1, {"vrgHealthy": True, "n": 2}))
@@ -293,17 +310,35 @@ def test_ghost_digest_entries_are_not_fetched_every_poll(sides: dict[str, Side],
 
 
 # -- the digest size limit -----------------------------------------------------------------
-def test_digest_over_the_size_limit_is_a_store_error_with_a_condition_and_recovers(
-        sides: dict[str, Side], clusters: dict[str, Cluster]) -> None:
+def test_a_digest_of_8000_long_named_apps_is_written_in_pages_under_the_limit_and_read_whole(
+        sides: dict[str, Side]) -> None:
     settle(sides)
-    east = sides["east"]
-    coord: Coordinator = east.peering.coordinator
+    coord: Coordinator = sides["east"].peering.coordinator
     many = [AppKey(f"ns-{i:05d}-{'x' * 40}", f"app-{'y' * 40}") for i in range(8000)]
     with coord._lock:  # many apps reported since the last flush (as after a burst of reconciles)
         digest = coord._load_digest()
         for a in many:
-            digest[a] = digest[APP]
-        coord._mark_digest_dirty()
+            coord._set_entry(digest, a, digest[APP])
+    assert coord.flush_digest() and coord.digest_problem is None
+    sizes = [len(coord.store.get(k).data) for k in coord.store.list_keys(f"{coord.keys.cluster_info('east')}")  # type: ignore[union-attr]
+             if "/digest" in k]
+    assert sum(sizes) > 1024 * 1024 > max(sizes)  # the whole would not fit in one object
+    reader = PeerReader(sides["west"].peering.reader.store, "east", keys=coord.keys)
+    assert reader.poll().apps() == frozenset([*many, APP])
+
+
+def test_a_digest_page_over_the_size_limit_is_a_store_error_with_a_condition_and_recovers(
+        sides: dict[str, Side], clusters: dict[str, Cluster], monkeypatch: pytest.MonkeyPatch) -> None:
+    settle(sides)
+    east = sides["east"]
+    coord: Coordinator = east.peering.coordinator
+    # Pages cannot grow without bound: at the most pages there are, a page outgrows 1 MiB.
+    monkeypatch.setattr("reconciler.s3peer.peer.page_count_for", lambda apps, current: 1)
+    many = [AppKey(f"ns-{i:05d}-{'x' * 40}", f"app-{'y' * 40}") for i in range(8000)]
+    with coord._lock:
+        digest = coord._load_digest()
+        for a in many:
+            coord._set_entry(digest, a, digest[APP])
     with pytest.raises(S3PeerError) as e:
         coord.flush_digest()
     assert isinstance(e.value, EnvelopeTooLarge) and coord.digest_problem

@@ -22,7 +22,7 @@ from reconciler.s3peer.quorum import QuorumDRState
 pytestmark = pytest.mark.realenv
 
 
-def test_a_refresh_costs_two_gets_per_cluster_and_one_per_app_and_watch_sees_changes(
+def test_a_refresh_costs_three_gets_per_cluster_and_one_per_app_and_watch_sees_changes(
         s3_settings: dict[str, str], key_prefix: str) -> None:
     keys = KeySchema(key_prefix)
     writer = ObjectStore.from_settings(s3_settings)
@@ -45,7 +45,8 @@ def test_a_refresh_costs_two_gets_per_cluster_and_one_per_app_and_watch_sees_cha
     target = S3Target(store, keys, None, s3_settings["endpoint"], s3_settings["bucket"], "test")
     collector = Collector(target, [], ["east", "west"], stale_after=60)
     first = collector.collect()
-    assert counts == {"GetObject": 2 * 2 + len(apps)}
+    # health, digest index and its one page per cluster (three apps fit one page), dr-state per app
+    assert counts == {"GetObject": 2 * 3 + len(apps)}
     assert [(a.name, a.primary, a.generation, [c.role for c in a.clusters]) for a in first.apps] == [
         (a.name, "east", 1, ["primary", "secondary"]) for a in apps]
     assert all(a.healthy for a in first.apps)
@@ -54,8 +55,8 @@ def test_a_refresh_costs_two_gets_per_cluster_and_one_per_app_and_watch_sees_cha
     counts.clear()
     statuses.clear()
     collector.collect()
-    assert counts == {"GetObject": 2 * 2 + len(apps)}
-    assert statuses == [304] * (2 * 2 + len(apps))
+    assert counts == {"GetObject": 2 * 3 + len(apps)}
+    assert statuses == [304] * (2 * 3 + len(apps))
     west.write_cluster_status(apps[0], ClusterStatus(Role.SECONDARY, 0))
     again = collector.collect()
     assert again.apps[0].problems == ["west: at generation 0, not 1"]

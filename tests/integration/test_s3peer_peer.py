@@ -25,8 +25,10 @@ from reconciler.s3peer import (
     PeerReader,
     Role,
     SignatureInvalid,
+    StoredObject,
     encode,
 )
+from reconciler.s3peer.digestpages import DigestInconsistent, page_key, page_of
 
 pytestmark = pytest.mark.realenv
 APP = AppKey("shop", "web")
@@ -83,15 +85,20 @@ def test_every_key_is_written_where_the_schema_says(east: Coordinator, s3: Any, 
     assert listed == {
         f"{p}shop/web/dr-state", f"{p}shop/web/dr-intent/east", f"{p}shop/web/cluster-status/east",
         f"{p}cluster-info/east/storage-classes", f"{p}cluster-info/east/health", f"{p}cluster-info/east/digest",
+        f"{p}cluster-info/east/digest-pages/1/0",
     }
     for key, kind in [("shop/web/dr-state", "DRState"), ("shop/web/dr-intent/east", "DRIntent"),
-                      ("cluster-info/east/digest", "Digest"), ("cluster-info/east/health", "Health")]:
+                      ("cluster-info/east/digest", "DigestIndex"), ("cluster-info/east/digest-pages/1/0", "DigestPage"),
+                      ("cluster-info/east/health", "Health")]:
         doc = _obj(s3, east.store, p + key)
         assert doc["kind"] == kind and doc["writer"] == "east" and doc["nonce"]
-    digest = _obj(s3, east.store, f"{p}cluster-info/east/digest")["body"]
-    entry = digest["apps"]["shop/web"]
+    index = _obj(s3, east.store, f"{p}cluster-info/east/digest")["body"]
+    page = _obj(s3, east.store, f"{p}cluster-info/east/digest-pages/1/0")["body"]
+    assert index["pageCount"] == 1 and index["pages"] == {"0": page["sequence"]}
+    assert page["page"] == 0 and page["pageCount"] == 1 and page["sequence"] <= index["sequence"]
+    entry = page["apps"]["shop/web"]
     assert entry["role"] == "primary" and entry["observedGeneration"] == 1 and entry["intentHash"]
-    assert digest["storageClassesHash"]
+    assert index["storageClassesHash"]
 
 
 def test_cluster_status_is_written_only_when_it_changes(east: Coordinator,
@@ -104,7 +111,7 @@ def test_cluster_status_is_written_only_when_it_changes(east: Coordinator,
         assert not east.write_cluster_status(APP, st)
     assert sum(counts.values()) == 0
     assert east.write_cluster_status(APP, ClusterStatus(Role.SECONDARY_READY, 1, {"dataReady": True}))
-    assert counts["PutObject"] == 2  # the status and the digest
+    assert counts["PutObject"] == 3  # the status, its digest page and the digest index
 
 
 def test_restarted_writer_does_not_rewrite_unchanged_statuses(east_store: tuple[ObjectStore, Counter[str]],
@@ -115,8 +122,9 @@ def test_restarted_writer_does_not_rewrite_unchanged_statuses(east_store: tuple[
     counts.clear()
     restarted = Coordinator(store, "east", keys=KeySchema(key_prefix))
     assert not restarted.write_cluster_status(APP, st)
-    # Its own digest, and the status object once (a crash may have left it behind the digest).
-    assert counts == Counter({"GetObject": 2})
+    # Its own digest (the index and its one page), and the status object once (a crash may have
+    # left it behind the digest).
+    assert counts == Counter({"GetObject": 3})
     counts.clear()
     assert not restarted.write_cluster_status(APP, st)
     assert counts == Counter()
@@ -178,14 +186,15 @@ def test_steady_state_poll_costs_two_requests_whatever_the_app_count(
         east.write_cluster_status(a, ClusterStatus(Role.PRIMARY, 1), flush_digest=False)
     east.heartbeat(operator_version="v")  # flushes the digest once
     first = reader.poll()
-    assert first.apps() == frozenset(apps) and first.requests == 2 + 60
+    assert first.apps() == frozenset(apps) and first.requests == 2 + 1 + 60  # health, index, one page
     counts.clear()
     steady = reader.poll()
     assert steady.requests == 2 and sum(counts.values()) == 2 and steady.changed == frozenset()
     east.write_cluster_status(apps[7], ClusterStatus(Role.SECONDARY_READY, 1))
     counts.clear()
     after = reader.poll()
-    assert sum(counts.values()) == 3 and after.changed == frozenset({apps[7]})
+    # health, index, the page of the app that changed, and its status
+    assert sum(counts.values()) == 4 and after.changed == frozenset({apps[7]})
     st = after.status(apps[7])
     assert st is not None and st.value.role == Role.SECONDARY_READY
 
@@ -365,7 +374,95 @@ def test_an_intent_is_created_in_one_request_and_still_replaces_one_left_by_an_e
     first.digest_entries()  # the digest is loaded once per process; not what is counted here
     counts.clear()
     first.write_intent(APP, DRIntent(Action.FAILOVER, "east", 1, 2, T))
-    assert counts == Counter({"PutObject": 2}), counts  # the intent, created without a GET, and the digest
+    # the intent, created without a GET, and the digest's page and index
+    assert counts == Counter({"PutObject": 3}), counts
     restarted = Coordinator(store, "east", keys=KeySchema(key_prefix))  # knows no ETag
     restarted.write_intent(APP, DRIntent(Action.RELOCATE, "west", 1, 3, T))
     assert restarted.published_intent(APP) == DRIntent(Action.RELOCATE, "west", 1, 3, T)
+
+
+# -- the digest in pages (reconciler/s3peer/digestpages.py) -------------------------------------
+def _bytes_put(store: ObjectStore) -> list[int]:
+    sizes: list[int] = []
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        body = params["body"]
+        sizes.append(len(body) if isinstance(body, bytes) else len(body.getvalue()))
+
+    store.client.meta.events.register("before-call.s3.PutObject", hook)
+    return sizes
+
+
+def test_a_report_among_2000_apps_writes_its_page_and_the_index_not_the_whole_digest(
+        east: Coordinator, east_store: tuple[ObjectStore, Counter[str]], reader: PeerReader,
+        west_store: tuple[ObjectStore, Counter[str]]) -> None:
+    apps = [AppKey(f"ns-{i % 40}", f"app-{i}") for i in range(2000)]
+    for a in apps:
+        east.write_cluster_status(a, ClusterStatus(Role.PRIMARY, 1, {"dataReady": True}), flush_digest=False)
+    east.flush_digest()
+    assert east._page_count == 32  # 2,000 apps at 64 a page
+    stored = [east.store.get(k) for k in east.store.list_keys(f"{east.keys.cluster_info('east')}digest-pages/")]
+    whole = sum(len(o.data) for o in stored if isinstance(o, StoredObject))
+    assert reader.poll().apps() == frozenset(apps)
+
+    _, counts = east_store
+    sizes = _bytes_put(east.store)
+    counts.clear()
+    east.write_cluster_status(apps[1234], ClusterStatus(Role.SECONDARY_READY, 1, {"dataReady": True}))
+    assert counts == Counter({"PutObject": 3})  # the status, its page, the index
+    page, idx = sizes[1], sizes[2]
+    assert page + idx < whole / 10, (page, idx, whole)  # a report costs a page, not the digest
+    _, rcounts = west_store
+    rcounts.clear()
+    snap = reader.poll()
+    assert rcounts == Counter({"GetObject": 4})  # health, index, one page, the status
+    assert snap.changed == frozenset({apps[1234]})
+    assert snap.status(apps[1234]).value.role == Role.SECONDARY_READY  # type: ignore[union-attr]
+
+
+def test_a_single_object_digest_of_an_earlier_version_is_read_and_then_replaced_by_pages(
+        s3: Any, east_store: tuple[ObjectStore, Counter[str]], reader: PeerReader, key_prefix: str) -> None:
+    store, _ = east_store
+    keys = KeySchema(key_prefix)
+    old = Coordinator(store, "east", keys=keys)
+    apps = [AppKey("ns", f"app-{i}") for i in range(5)]
+    for a in apps:
+        old.write_cluster_status(a, ClusterStatus(Role.SECONDARY, 3), flush_digest=False)
+    entries = old.digest_entries()
+    body = {"apps": {str(a): e.to_body() for a, e in entries.items()}, "storageClassesHash": None}
+    _put(s3, store, keys.digest("east"), encode(Kind.DIGEST, "east", body, now=datetime.now(UTC))[0])
+    assert dict(reader.poll().digest) == entries  # a peer not yet upgraded is understood
+
+    upgraded = Coordinator(store, "east", keys=keys)
+    assert upgraded.digest_entries() == entries
+    upgraded.heartbeat(operator_version="new")  # the first flush writes the pages and the index
+    assert _obj(s3, store, keys.digest("east"))["kind"] == "DigestIndex"
+    assert dict(reader.poll().digest) == entries
+
+
+def test_a_page_behind_its_index_leaves_only_its_apps_unknown_until_it_is_rewritten(
+        s3: Any, east: Coordinator, reader: PeerReader, key_prefix: str) -> None:
+    apps = [AppKey(f"ns-{i % 9}", f"app-{i}") for i in range(300)]  # 8 pages
+    for a in apps:
+        east.write_cluster_status(a, ClusterStatus(Role.PRIMARY, 1), flush_digest=False)
+    east.flush_digest()
+    count = east._page_count
+    victim = apps[0]
+    vpage = page_of(victim, count)
+    key = page_key(east.keys, "east", count, vpage)
+    old = s3.get_object(Bucket=east.store.bucket, Key=key)["Body"].read()
+    east.write_cluster_status(victim, ClusterStatus(Role.SECONDARY, 1))
+    _put(s3, east.store, key, old)  # someone puts the page back as it was (a restored backup)
+
+    fresh = PeerReader(reader.store, "east", keys=KeySchema(key_prefix))
+    snap = fresh.poll()
+    with pytest.raises(DigestInconsistent, match=r"at sequence \d+ of a"):
+        snap.status(victim)
+    others = [a for a in apps if page_of(a, count) != vpage]
+    assert all(snap.status(a) is not None for a in others)
+
+    east.heartbeat(operator_version="t")  # looks at one page per heartbeat: rewrites what it finds changed
+    for _ in range(count):
+        east.heartbeat(operator_version="t")
+    snap = fresh.poll()
+    assert snap.status(victim).value.role == Role.SECONDARY  # type: ignore[union-attr]

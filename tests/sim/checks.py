@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.api import DRCONTROL
 from reconciler.kube import Obj
 from reconciler.s3peer import AppKey, ClusterStatus, CorruptObject, DRState, KeySchema, decode, encode
+from reconciler.s3peer.digestpages import page_key, page_of
 from reconciler.s3peer.envelope import Kind
 from reconciler.s3peer.quorum import Accepted, AcceptorState
 from tests.sim.fluxmodel import app_running
@@ -220,17 +221,22 @@ class Checker:
         current = self.current_state()
         if current is None:
             return
-        key = KeySchema().digest(current.primary)
+        keys = KeySchema()
+        index = b.objects.get(keys.digest(current.primary))
+        if index is None:
+            return
+        count = decode(index[0], expected_kind=Kind.DIGEST_INDEX).body["pageCount"]
+        key = page_key(keys, current.primary, count, page_of(AppKey("ns", "app"), count))
         stored = b.objects.get(key)
         if stored is None:
             return
-        env = decode(stored[0], expected_kind=Kind.DIGEST)
+        env = decode(stored[0], expected_kind=Kind.DIGEST_PAGE)
         body = json.loads(json.dumps(env.body))
         entry = body.get("apps", {}).get("ns/app")
         if entry is None:
             return
         entry.update(role="secondary-ready", observedGeneration=current.generation)
-        data, _ = encode(Kind.DIGEST, current.primary, body, now=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+        data, _ = encode(Kind.DIGEST_PAGE, current.primary, body, now=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
         self._forged.append((key, stored[0]))
         b.put(key, data, "tamper")
 
