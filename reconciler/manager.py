@@ -65,6 +65,10 @@ ROTATING_CHECKS = 4
 #: 63 s with 16 (bench/bench_site.py, README "Scale").
 DEFAULT_WORKERS = 16
 
+#: How long a report waits for others to share its digest write (Coordinator.digest_linger): long
+#: enough for a burst to share a flush, short beside a poll interval.
+DIGEST_LINGER = 0.05
+
 @dataclass(frozen=True)
 class Options:
     cluster_name: str
@@ -115,7 +119,7 @@ class Manager:
 
         self.peerings = PeeringRegistry(options.cluster_name, store_factory, PeeringSettings(
             key_prefix=config.key_prefix, hmac_key=hmac_key, poll_interval=options.poll_interval,
-            stale_after=options.stale_after))
+            stale_after=options.stale_after, digest_linger=DIGEST_LINGER if options.workers > 1 else 0.0))
         self.notifier: WebhookNotifier | None = None
         if config.webhook is not None:
             ref = config.webhook.secret
@@ -176,6 +180,7 @@ class Manager:
         fences = self._served(NETWORKFENCE)
         c = Controller("drcontrol", self._observed(self.metrics.timed("drcontrol", self.drcontrol.reconcile)),
                        self.cache, workers=self.options.workers)
+        self.drcontrol.routine = c.queue.routine
         vrg_echoes = self.echoes.unless_echo(VRG)
 
         def vrg_events(event: Event) -> Iterable[str]:

@@ -27,7 +27,7 @@ from reconciler.kube import Applier, Cache, EventRecorder, KubeClient, Obj, Resu
 from reconciler.kube.errors import ApiError
 from reconciler.kube.informer import Event, EventType
 from reconciler.kube.jsoncopy import json_copy
-from reconciler.kube.patch import replacing
+from reconciler.kube.patch import main_patch, replacing
 from reconciler.plan.application import KUSTOMIZATION, ApplicationView, differs, flux_template, owned_by
 from reconciler.plan.drcluster import FENCED_MESSAGE, fence_name
 from reconciler.plan.drcontrol import FINALIZER, Claim, Plan, Transition, WithdrawIntent, WriteIntent, plan
@@ -80,6 +80,8 @@ class DRControlController:
     # The seed the VolSync PSK Secrets are derived from (none configured by default).
     volsync_keys: VolSyncKeys = field(default_factory=VolSyncKeys)
     monotonic: Callable[[], float] = time.monotonic
+    # Whether the key being reconciled was queued only by a periodic resync (WorkQueue.routine).
+    routine: Callable[[str], bool] = lambda _key: False
     # When each app's PSK Secret was last found right: checked again only every PSK_RECHECK seconds.
     _psk_checked: dict[AppKey, float] = field(default_factory=dict)
     _nudges_seen: dict[AppKey, str] = field(default_factory=dict)
@@ -284,9 +286,18 @@ class DRControlController:
         vrg_obj = self.cache.get(VRG, name, ns)
         vrg_fresh = False
         written: Record[DRState] | None = None  # dr-state as this reconcile's last won write left it
-        for _ in range(MAX_REPLANS):
+        # A resync brings no news: it may plan from the dr-state last read or written, and goes on
+        # only if that plan changes nothing that rests on dr-state (_quiet). So the hourly resync
+        # of every app costs no S3 request; what changes in S3 is found by the polls, the nudges
+        # and the rotating checks.
+        light = peering is not None and self.routine(key)
+        for _ in range(MAX_REPLANS + 1):
             if peering is not None:
-                co, rec = self.coordination(peering, app, written)
+                known = written
+                if known is None and light:
+                    known = peering.coordinator.cached_dr_state(app)
+                    light = known is not None
+                co, rec = self.coordination(peering, app, known)
             else:
                 reason = "ConditionalWritesUnsupported" if peering_problem.startswith(UNFIT) else "S3Misconfigured"
                 co, rec = Coordination(error=CoordinationError(reason, peering_problem)), None
@@ -306,6 +317,9 @@ class DRControlController:
                 application=application,
             )
             p = plan(inp)
+            if light and written is None and peering is not None and not _quiet(p, seen, vrg_obj, peering, app):
+                light = False
+                continue  # plan again from dr-state as S3 has it
             if not vrg_fresh and (_releases(p, co) or (_ready({"status": p.status}) and not _ready(seen))):
                 # A release lets the peer promote, ReadyForApplication lets the app start: both must
                 # rest on the VRG as the API server has it now, not on a cache that may lag (I2, I5).
@@ -657,6 +671,20 @@ def _store_unfit(policy: Obj | None) -> str:
 
 def _generation(obj: Obj | None) -> int:
     return int(((obj or {}).get("metadata") or {}).get("generation") or 0)
+
+
+def _quiet(p: Plan, drc: Obj, vrg: Obj | None, peering: Peering, app: AppKey) -> bool:
+    """Whether a plan made from a held dr-state writes nothing that depends on dr-state: no
+    coordination write, no VRG change (its role), no new report, ReadyForApplication as it is."""
+    if p.coordination:
+        return False
+    if p.vrg is not None and (vrg is None or main_patch(vrg, p.vrg)):
+        return False
+    if p.publish is not None:
+        entry = peering.coordinator.digest_entry(app)
+        if entry is None or entry.status_hash != p.publish.content_hash():
+            return False
+    return _ready({"status": p.status}) == _ready(drc)
 
 
 def _releases(p: Plan, co: Coordination) -> bool:

@@ -45,6 +45,8 @@ class PeeringSettings:
     # The local monotonic clock peer staleness is judged on (a simulated one in tests).
     monotonic: Callable[[], float] = field(default=time.monotonic)
     fetch_workers: int = 8
+    #: Coordinator.digest_linger: 0 where no other report could join (one worker, the simulation).
+    digest_linger: float = 0.0
 
 
 StoreFactory = Callable[[str], ObjectStore]
@@ -98,7 +100,7 @@ class PeeringRegistry:
             if coordinator is None:
                 register = self._register(profile, store, quorum, keys) if quorum else None
                 coordinator = Coordinator(store, self.cluster, keys=keys, hmac_key=self.settings.hmac_key,
-                                          quorum=register)
+                                          quorum=register, digest_linger=self.settings.digest_linger)
                 self._coordinators[profile] = coordinator
             register = coordinator.quorum
             others = [s for s in register.stores if s is not store] if register is not None else []

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from reconciler.kube.cache import Cache
 from reconciler.kube.client import request_origin
 from reconciler.kube.errors import ConflictError
-from reconciler.kube.informer import Event, Informer
+from reconciler.kube.informer import Event, EventType, Informer
 from reconciler.kube.resources import ResourceType
 from reconciler.kube.workqueue import RateLimiter, WorkQueue
 
@@ -81,8 +81,9 @@ class Controller:
         inf = self.cache.informer(resource, namespace)
 
         def enqueue(event: Event) -> None:
+            routine = event.type == EventType.RESYNC
             for key in mapper(event):
-                self.queue.add(key, urgent)
+                self.queue.add(key, urgent, routine)
 
         inf.add_handler(enqueue)
         return inf

@@ -76,20 +76,27 @@ class WorkQueue:
         self._urgent_keys: set[str] = set()  # dirty keys that go to the urgent lane
         self._dirty: set[str] = set()  # keys that need processing (queued, or re-added while processing)
         self._processing: set[str] = set()
+        # Dirty keys every add of which was routine (a periodic resync), and keys taken that way:
+        # a reconcile may then spare what only a change would need (see `routine`).
+        self._routine: set[str] = set()
+        self._taken_routine: set[str] = set()
         self._waiting: list[tuple[float, int, str]] = []  # heap of (ready_at, seq, key)
         self._ready_at: dict[str, float] = {}  # earliest pending delayed add per key
         self._seq = itertools.count()
         self._shutting_down = False
 
     # -- adding ------------------------------------------------------------
-    def add(self, key: str, urgent: bool = False) -> None:
+    def add(self, key: str, urgent: bool = False, routine: bool = False) -> None:
+        """Queue `key`; `routine`: nothing is known to have changed (a resync), see `routine()`."""
         with self._cond:
-            self._add_locked(key, urgent)
+            self._add_locked(key, urgent, routine)
 
-    def _add_locked(self, key: str, urgent: bool = False) -> None:
+    def _add_locked(self, key: str, urgent: bool = False, routine: bool = False) -> None:
         if self._shutting_down:
             return
         if key in self._dirty:
+            if not routine:
+                self._routine.discard(key)
             if urgent and key not in self._urgent_keys:
                 self._urgent_keys.add(key)
                 if key not in self._processing:
@@ -97,6 +104,8 @@ class WorkQueue:
                     self._cond.notify()
             return
         self._dirty.add(key)
+        if routine:
+            self._routine.add(key)
         if urgent:
             self._urgent_keys.add(key)
         if key in self._processing:
@@ -112,8 +121,16 @@ class WorkQueue:
             self._urgent_keys.discard(key)
             self._processing.add(key)
             self._dirty.discard(key)
+            if key in self._routine:
+                self._routine.discard(key)
+                self._taken_routine.add(key)
             return key
         return None
+
+    def routine(self, key: str) -> bool:
+        """Whether the key being processed was queued only by routine adds (asked by its reconcile)."""
+        with self._cond:
+            return key in self._taken_routine
 
     def add_after(self, key: str, delay: float) -> None:
         """Add `key` once `delay` seconds have passed; the earliest of several pending delays wins."""
@@ -177,6 +194,7 @@ class WorkQueue:
     def done(self, key: str) -> None:
         with self._cond:
             self._processing.discard(key)
+            self._taken_routine.discard(key)
             if key in self._dirty and not self._shutting_down:
                 (self._urgent if key in self._urgent_keys else self._queue).append(key)
                 self._cond.notify()

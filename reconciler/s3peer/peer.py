@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -85,6 +86,7 @@ class Coordinator:
         now: Callable[[], datetime] = utcnow,
         dr_state_cache_size: int = 10_000,
         quorum: QuorumDRState | None = None,
+        digest_linger: float = 0.0,
     ) -> None:
         self.store = store
         #: When set, dr-state lives in this register over several stores; `store` holds the rest.
@@ -95,6 +97,8 @@ class Coordinator:
         self._now = now
         self._lock = threading.RLock()
         self._digest_lock = threading.Lock()
+        #: How long the first report of a burst waits for others to share its digest write.
+        self.digest_linger = digest_linger
         self._dr_cache: LRUCache[AppKey, Record[DRState]] = LRUCache(maxsize=dr_state_cache_size)
         self._digest: dict[AppKey, DigestEntry] | None = None  # None until loaded from S3
         self._storage_classes_hash: str | None = None
@@ -238,6 +242,14 @@ class Coordinator:
         with self._lock:
             self._dr_cache[app] = found
         return found
+
+    def cached_dr_state(self, app: AppKey) -> Record[DRState] | None:
+        """The dr-state this process last read or wrote for `app`, without I/O; None when none is held
+        (always with a quorum, whose reads are not cached here)."""
+        if self.quorum is not None:
+            return None
+        with self._lock:
+            return self._dr_cache.get(app)
 
     def _decode_single(self, obj: StoredObject) -> Record[DRState] | MovedMarker:
         """The single-store dr-state object: a dr-state, or the marker of a move into a quorum."""
@@ -563,10 +575,17 @@ class Coordinator:
         even if others changed the digest meanwhile (those changes are theirs to wait for).
         With several workers a burst of reports costs about one flush per PUT latency, not one
         per report (group commit), and a flush writes only the pages of the apps that changed.
+        A report that finds no flush under way waits `digest_linger` first: at a few dozen reports
+        a second a flush (a page and the index) is quicker than the gap between two reports, so
+        without it nearly every report paid its own two PUTs.
         """
         with self._lock:
             self._load_digest()
             wanted = self._digest_changes
+            if self._digest_written >= wanted:
+                return False
+        if self.digest_linger > 0 and not self._digest_lock.locked():
+            time.sleep(self.digest_linger)
         with self._digest_lock:
             with self._lock:
                 digest = self._load_digest()

@@ -308,3 +308,31 @@ def test_a_resync_delivers_every_object_once_per_period_spread_over_it(kube: Kub
         assert len({resync_slot(k) for k in first}) > 10
     finally:
         inf.stop()
+
+
+def test_a_reconcile_woken_only_by_the_resync_is_told_it_is_routine(kube: KubeClient, namespace: str) -> None:
+    names = make_widgets(kube, namespace, 3)
+    cache = Cache(kube, resync_period=2.0)
+    seen: list[tuple[str, bool]] = []
+    lock = threading.Lock()
+    ctl: Controller
+
+    def reconcile(key: str) -> Result:
+        with lock:
+            seen.append((key, ctl.queue.routine(key)))
+        return Result()
+
+    ctl = Controller("routine", reconcile, cache, workers=1)
+    ctl.watch(WIDGETS, namespace=namespace)
+    ctl.start()
+    try:
+        keys = {f"{namespace}/{n}" for n in names}
+        wait_until(lambda: {k for k, r in seen if r} == keys, timeout=15, what="every widget to be resynced")
+        with lock:
+            assert {k for k, r in seen[:3]} == keys and not any(r for _, r in seen[:3])  # the first list is news
+        kube.merge_patch(WIDGETS, names[0], namespace, {"spec": {"size": 9}})
+        wait_until(lambda: any(k == f"{namespace}/{names[0]}" and not r for k, r in seen[3:]), timeout=10,
+                   what="the change to be reconciled as news")
+    finally:
+        ctl.stop()
+        cache.stop()

@@ -12,6 +12,9 @@
   which is the Primary of the generation it reports, and never on two clusters for the
   same generation.
 - I4: after the faults stop, `unsettled()` becomes None (both clusters agree with dr-state).
+- P1 (protocol.md principle 1): a cluster changes its VRG's role, or becomes
+  ReadyForApplication, only in a step in which it read or wrote dr-state (a reconcile woken
+  by a resync plans from the dr-state it holds, and must read it before either).
 """
 
 from __future__ import annotations
@@ -141,6 +144,7 @@ class Checker:
         self._max_gen: dict[str, int] = {}
         self._uid: dict[str, Any] = {}
         self._vrg_state: dict[str, str] = {}
+        self._was_ready: dict[str, bool] = {}
         self._vrg_spec: dict[str, Any] = {}
         self._released: dict[str, bool] = {}
         # The VRG generation at which each cluster's current release was seen beside a VRG reporting
@@ -354,6 +358,9 @@ class Checker:
                                          f"generation {acted}")
                 self._acted[c] = max(acted, current.generation)
             self._vrg_spec[c] = spec
+            if state != was and was and state and c not in getattr(w, "drstate_io", {c}):
+                self.violation("P1", f"{c} changed its VRG from {was} to {state} without reading or writing "
+                                     "dr-state first")
             if state != was and was and state and self._cut_off(c):
                 self.violation("I3", f"{c} changed its VRG from {was} to {state} while S3 is unreachable")
             if state != "primary" or was == "primary":
@@ -405,6 +412,11 @@ class Checker:
                 if app_running(node.server, NS) and _spec_state(vrgs[c]) == "secondary":
                     self.violation("I6", f"{c}: the application runs while the VRG is asked to be secondary")
 
+        for c, drc in drcs.items():
+            ready = _cond(drc, "ReadyForApplication") == "True"
+            if ready and not self._was_ready.get(c, False) and c not in getattr(w, "drstate_io", {c}):
+                self.violation("P1", f"{c} became ReadyForApplication without reading or writing dr-state first")
+            self._was_ready[c] = ready
         ready_gens: dict[int, str] = {}
         for c, drc in drcs.items():
             if _cond(drc, "ReadyForApplication") != "True" or (drc or {})["metadata"].get("deletionTimestamp"):

@@ -78,6 +78,11 @@ def _ack_before_application_gone(applications: Any, appsets: Any, cluster: str) 
     return False
 
 
+def _resync_trusts_held_state(*_: Any) -> bool:
+    # A resync acts on the dr-state last read whatever its plan changes (promotes, reports ready).
+    return True
+
+
 # name -> (owner, attribute, replacement, the invariant that must catch it)
 MUTANTS: dict[str, tuple[Any, str, Any, str]] = {
     "promote-without-cas": (planner_mod._Planner, "_take_over", _promote_without_cas, "I3"),
@@ -88,6 +93,7 @@ MUTANTS: dict[str, tuple[Any, str, Any, str]] = {
     "move-without-marker": (Coordinator, "_move_into_quorum", _move_without_marker, "I3"),
     "demote-under-running-app": (planner_mod, "stop_problem", _demote_under_running_app, "I6"),
     "ack-before-application-gone": (stopack_mod, "application_remains", _ack_before_application_gone, "I6"),
+    "resync-trusts-held-state": (controller_mod, "_quiet", _resync_trusts_held_state, "P1"),
 }
 
 

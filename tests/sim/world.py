@@ -131,6 +131,8 @@ class World:
     # -- I/O points -----------------------------------------------------------------
     def _io_hook(self, c: str) -> Callable[[str], Callable[[], None]]:
         def hook(label: str) -> Callable[[], None]:
+            if "/dr-state" in label:
+                self.drstate_io.add(c)
             node = self.nodes.get(c)
             if node is None or node.armed is None or node.armed.label not in label:
                 return _nothing
@@ -211,6 +213,7 @@ class World:
 
     def step(self, ev: Event) -> None:
         self.trace.append(_fmt(ev))
+        self.drstate_io: set[str] = set()  # clusters that read or wrote dr-state in this step
         try:
             self._do(ev)
         except Crash as crash:
@@ -299,7 +302,9 @@ class World:
             node.armed = ArmedCrash(int(ev[2]), ev[3] == "after", ev[4] if len(ev) > 4 else "")
         elif kind == "crash":
             self.kill(c)
-        elif kind == "reconcile":
+        elif kind in ("reconcile", "resync"):
+            # "resync": queued by the informer's periodic resync alone (WorkQueue.routine).
+            ctl.routine = (lambda _k: True) if kind == "resync" else (lambda _k: False)
             try:
                 ctl.reconcile(KEY)
             except ApiError:
@@ -417,7 +422,8 @@ def generate(rng: random.Random, length: int, *, tamper: bool = True, stores: in
                 events.append(("fault", c, rng.choice(FAULTS), rng.randrange(stores)))
             continue
         if r < 0.30:
-            events.append(("reconcile", c))
+            # Every fourth is a resync (no random draw, so the rest of the schedule is unchanged).
+            events.append(("resync" if len(events) % 4 == 3 else "reconcile", c))
         elif r < 0.40:
             events.append(("vrg", c))
         elif r < 0.42:

@@ -190,3 +190,20 @@ def test_shutdown_wakes_blocked_workers_and_ignores_later_adds() -> None:
     q.add("a")
     q.add_after("b", 0.01)
     assert q.get(timeout=0) is None and len(q) == 0
+
+
+def test_a_key_queued_only_by_routine_adds_is_taken_as_routine_and_any_other_add_makes_it_news() -> None:
+    q = WorkQueue()
+    q.add("a", routine=True)
+    q.add("a", routine=True)
+    q.add("b", routine=True)
+    q.add("b")  # a real event for b arrives before it is taken
+    taken = {q.get(timeout=1), q.get(timeout=1)}
+    assert taken == {"a", "b"}
+    assert q.routine("a") and not q.routine("b")
+    q.add("a")  # news while a is processed: its next round is not routine
+    q.done("a")
+    assert not q.routine("a")  # the flag ends with the round
+    assert q.get(timeout=1) == "a" and not q.routine("a")
+    q.done("a")
+    q.done("b")

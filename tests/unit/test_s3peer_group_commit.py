@@ -73,3 +73,22 @@ def test_a_report_carried_by_a_digest_put_returns_while_later_reports_are_still_
     assert not d.is_alive()
     assert len(store.digest_puts) == 3
     assert set(me.digest_entries()) == {AppKey("ns", f"app-{i}") for i in (1, 2, 3, 4)}
+
+
+def test_reports_made_while_the_first_lingers_share_its_digest_write() -> None:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="ramen-unit")
+        store = GatedStore(client, "ramen-unit")
+        me = Coordinator(store, "east", digest_linger=0.5)
+        me.digest_entries()
+        first = _report(me, 1)
+        time.sleep(0.1)  # app-1 lingers; these arrive before its flush starts
+        rest = [_report(me, n) for n in range(2, 6)]
+        assert store.entered.acquire(timeout=10)
+        store.digest_puts[0].set()
+        for t in (first, *rest):
+            t.join(5)
+            assert not t.is_alive()
+        assert len(store.digest_puts) == 1  # five reports, one index write (and one page)
+        assert set(me.digest_entries()) == {AppKey("ns", f"app-{i}") for i in range(1, 6)}
