@@ -49,6 +49,9 @@ from reconciler.s3peer import (
 log = logging.getLogger(__name__)
 
 MAX_REPLANS = 4
+#: Nudge-driven polls of one peer are at least this far apart: a relocate of 1,000 apps sends a few
+#: nudges per app, and a poll for each cost more than the nudges saved (README "Scale").
+NUDGE_POLL_GAP = 1.0
 PSK_RECHECK = 300.0
 # An owned Kustomization found as wanted is read again only this often (Flux, not us, changes it).
 APPLICATION_CACHE_SECONDS = 60.0
@@ -278,8 +281,7 @@ class DRControlController:
         if FINALIZER not in (drc["metadata"].get("finalizers") or []):
             # Before any coordination write, so a deletion can always clean up what we wrote.
             drc = self._add_finalizer(drc)
-        if peering is not None:
-            self._take_nudge(drc, app, peering)
+        nudge_wait = self._take_nudge(drc, app, peering) if peering is not None else 0.0
 
         seen = drc  # what the planner continues from; `drc` stays the live object patches are based on
         application = self._application_view(drc, app)
@@ -337,7 +339,12 @@ class DRControlController:
                 seen = {**drc, "status": p.status}
             else:
                 peering.reader.invalidate()
-        return self._apply(drc, app, p, peering, vrg_obj)
+        result = self._apply(drc, app, p, peering, vrg_obj)
+        if nudge_wait > 0:
+            # The peer's news is read by a poll that nudges arriving together share: look again then.
+            after = result.requeue_after
+            return dataclasses.replace(result, requeue_after=nudge_wait if after is None else min(after, nudge_wait))
+        return result
 
     def _intent_op(self, coord: Coordinator, app: AppKey, op: WithdrawIntent | WriteIntent) -> None:
         if isinstance(op, WithdrawIntent):
@@ -358,12 +365,14 @@ class DRControlController:
                 return None
             raise
 
-    def _take_nudge(self, drc: Obj, app: AppKey, peering: Peering) -> None:
-        """A new nudge from the peer: its S3 objects changed, so read them now rather than from cache."""
+    def _take_nudge(self, drc: Obj, app: AppKey, peering: Peering) -> float:
+        """A new nudge from the peer: its S3 objects changed, so read them soon rather than at the next
+        poll. Returns the seconds until the poll that will (0: this reconcile's snapshot is it)."""
         token = (drc["metadata"].get("annotations") or {}).get(NUDGE_ANNOTATION)
         if token and self._nudges_seen.get(app) != token:
             self._nudges_seen[app] = token
-            peering.reader.invalidate()
+            return peering.reader.invalidate(min_gap=NUDGE_POLL_GAP)
+        return 0.0
 
     def _nudge(self, peering: Peering, app: AppKey) -> None:
         if self.nudge is not None:

@@ -113,7 +113,7 @@ class PeerNudger:
 
     def __init__(self, cache: Cache, read_secret: Callable[[str, str], Obj], workers: int = 2,
                  timeout: float = 5.0, secret_recheck: float = 30.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, unreachable_pause: float = 10.0) -> None:
         self.cache = cache
         self.read_secret = read_secret
         self.timeout = timeout
@@ -123,8 +123,13 @@ class PeerNudger:
         self._lock = threading.Lock()
         # peer -> ((Secret resourceVersion, apiServer), client, monotonic time the Secret was read)
         self._clients: dict[str, tuple[tuple[str, str], KubeClient, float]] = {}
+        # A peer whose API server did not answer is not nudged again for `unreachable_pause`: in a
+        # site failover every report would otherwise try the lost site (its poll gets there anyway).
+        self.unreachable_pause = unreachable_pause
+        self._paused_until: dict[str, float] = {}
         self.sent = 0
         self.failed = 0
+        self.skipped = 0
 
     def _endpoint(self, peer: str) -> dict[str, Any] | None:
         for dc in self.cache.list(DRCLUSTER):
@@ -157,7 +162,12 @@ class PeerNudger:
         ep = self._endpoint(peer)
         if ep is None:
             return
-        self._pool.submit(self._send, peer, ep, namespace, name)
+        with self._lock:
+            paused = self._mono() < self._paused_until.get(peer, float("-inf"))
+            if paused:
+                self.skipped += 1
+        if not paused:
+            self._pool.submit(self._send, peer, ep, namespace, name)
 
     def _send(self, peer: str, ep: dict[str, Any], namespace: str, name: str) -> None:
         try:
@@ -171,6 +181,9 @@ class PeerNudger:
             if isinstance(e, ApiError) and e.status in (401, 403):
                 with self._lock:
                     self._clients.pop(peer, None)  # rotated credentials: read the Secret again next time
+            elif not isinstance(e, ApiError) or e.status == 0 or e.status >= 500:
+                with self._lock:
+                    self._paused_until[peer] = self._mono() + self.unreachable_pause
             self.failed += 1
             log.warning("could not nudge %s: %s", peer, e, extra={"key": f"{namespace}/{name}"})
 

@@ -250,6 +250,10 @@ class PeerReader:
         self._retry_after = retry_after if retry_after is not None else max(60.0, 10 * poll_interval)
         self._poll_lock = threading.Lock()
         self._state = _State(track=start_tracking(monotonic()))
+        # When the cached snapshot's poll started, and when news (a nudge) last arrived.
+        self._taken_at: float | None = None
+        self._news_at = float("-inf")
+        self._news_gap = 0.0
 
         def ttu(_k: str, v: PeerSnapshot | S3PeerError, now: float) -> float:
             return now + (error_ttl if isinstance(v, S3PeerError) else poll_interval)
@@ -257,10 +261,16 @@ class PeerReader:
         self._cache: TLRUCache[str, PeerSnapshot | S3PeerError] = TLRUCache(maxsize=1, ttu=ttu, timer=monotonic)
 
     def snapshot(self) -> PeerSnapshot:
-        """The latest snapshot, polling S3 at most once per poll interval (errors are cached briefly)."""
+        """The latest snapshot, polling S3 at most once per poll interval (errors are cached briefly),
+        and again once news arrived (`invalidate`) and its gap has passed."""
         with self._poll_lock:
             hit = self._cache.get("s")
+            now = self._mono()
+            if hit is not None and self._taken_at is not None and self._taken_at < self._news_at \
+                    and now - self._taken_at >= self._news_gap:
+                hit = None
             if hit is None:
+                self._taken_at = now
                 try:
                     hit = self._poll_locked()
                 except S3PeerError as e:
@@ -275,14 +285,23 @@ class PeerReader:
         with self._poll_lock:
             return assess(self._state.track, self._mono(), self.stale_after)
 
-    def invalidate(self) -> None:
-        """Forget the cached snapshot, e.g. after a nudge from the peer."""
+    def invalidate(self, min_gap: float = 0.0) -> float:
+        """News from the peer (a nudge, a lost race): the next snapshot polls again, but not sooner
+        than `min_gap` after the last poll began, so that news arriving together shares one poll.
+        Returns the seconds until a snapshot will poll (0: the next one does)."""
         with self._poll_lock:
-            self._cache.clear()
+            now = self._mono()
+            self._news_at, self._news_gap = now, min_gap
+            wait = 0.0 if self._taken_at is None else self._taken_at + min_gap - now
+            if wait <= 0:
+                self._cache.clear()
+                return 0.0
+            return wait
 
     def poll(self) -> PeerSnapshot:
         """Poll S3 now, bypassing the snapshot cache."""
         with self._poll_lock:
+            self._taken_at = self._mono()
             snap = self._poll_locked()
             self._cache["s"] = snap
             return snap

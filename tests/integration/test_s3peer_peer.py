@@ -466,3 +466,23 @@ def test_a_page_behind_its_index_leaves_only_its_apps_unknown_until_it_is_rewrit
         east.heartbeat(operator_version="t")
     snap = fresh.poll()
     assert snap.status(victim).value.role == Role.SECONDARY  # type: ignore[union-attr]
+
+
+def test_nudges_arriving_together_share_one_poll(east: Coordinator, reader: PeerReader, clock: Clock,
+                                                 west_store: tuple[ObjectStore, Counter[str]]) -> None:
+    _, counts = west_store
+    east.heartbeat(operator_version="v")
+    reader.snapshot()
+    east.write_cluster_status(APP, ClusterStatus(Role.SECONDARY_READY, 1))
+    clock.t += 0.3
+    waits = [reader.invalidate(min_gap=1.0) for _ in range(20)]  # twenty nudges within the gap
+    assert all(0 < w <= 0.7 + 1e-6 for w in waits)
+    counts.clear()
+    assert reader.snapshot().status(APP) is None  # within the gap: the poll before the news
+    assert sum(counts.values()) == 0
+    clock.t += 0.7
+    assert reader.snapshot().status(APP).value.role == Role.SECONDARY_READY  # type: ignore[union-attr]
+    polled = sum(counts.values())
+    assert reader.snapshot() is not None and sum(counts.values()) == polled  # one poll for all twenty
+    clock.t += 2
+    assert reader.invalidate(min_gap=1.0) == 0  # the last poll is older than the gap: the next one polls

@@ -79,3 +79,29 @@ def test_refused_credentials_make_the_next_nudge_read_the_secret(env: Env, nudge
     assert nudger.failed == 1
     nudger._client("west", EP)
     assert env.reads == 2
+
+
+def test_a_peer_that_does_not_answer_is_not_nudged_again_for_a_while(env: Env, monkeypatch: pytest.MonkeyPatch
+                                                                      ) -> None:
+    # One sender thread, so a no-op submitted after a send runs after it.
+    nudger = PeerNudger(cache=None, read_secret=env.read_secret, workers=1,  # type: ignore[arg-type]
+                        monotonic=lambda: env.t)
+    calls: list[str] = []
+
+    def unreachable(self: KubeClient, rt: Any, name: str, *a: Any, **kw: Any) -> Any:
+        calls.append(name)
+        raise ApiError(0, "", "connection refused")
+
+    monkeypatch.setattr(KubeClient, "merge_patch", unreachable)
+    monkeypatch.setattr(nudger, "_endpoint", lambda peer: EP)
+    nudger.nudge("west", "ns", "a")
+    nudger._pool.submit(lambda: None).result(5)  # the first send has run
+    for name in ("b", "c", "d"):
+        nudger.nudge("west", "ns", name)
+    nudger._pool.submit(lambda: None).result(5)
+    assert calls == ["a"] and nudger.skipped == 3
+    env.t += 11  # the pause is over: the next report tries again
+    nudger.nudge("west", "ns", "e")
+    nudger._pool.submit(lambda: None).result(5)
+    assert calls == ["a", "e"]
+    nudger.stop()
