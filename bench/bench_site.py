@@ -18,8 +18,9 @@ VRG simulators, and runs five phases:
 
 Per phase it prints the total (from the last request to the last app done, and from the first),
 per-app p50/p95/max (from the app's own request), and S3 requests per app by kind of object and
-API requests per app, both operators together. DRControls are listed every `--sample` seconds,
-so times carry up to that much extra.
+API requests per app, both operators together. DRControls and VRGs are watched (one list, then a
+watch per kind and cluster), so an app is done when the event that completes it arrives, and
+the benchmark's own load on the API servers does not grow with the number of apps sampled.
 """
 
 from __future__ import annotations
@@ -33,19 +34,20 @@ import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes import client, config, watch
 
 from e2e import harness
 from e2e.localenv import LocalEnv, private
@@ -58,6 +60,7 @@ SAMPLE_LINE = re.compile(r'^(ramen_p2p_s3_object_requests_total|ramen_p2p_kube_r
 
 # Per app on one cluster: (generation, currentPrimary, ReadyForApplication, VRG state reported)
 View = tuple[int, str, bool, str]
+AppId = tuple[str, str]  # (namespace, name)
 
 
 @dataclass
@@ -141,31 +144,100 @@ def scrape(port: int) -> tuple[Counter[str], int]:
     return s3, api
 
 
+class Observer:
+    """Both clusters' DRControls and VRGs as a list and then a watch per kind keeps them.
+
+    `changed()` hands over the apps whose objects changed since the last call, waiting for one;
+    a phase then checks only those, so finding the last app done costs nothing per app.
+    """
+
+    KINDS = ("drcontrols", "volumereplicationgroups")
+
+    def __init__(self, clusters: dict[str, Cluster]) -> None:
+        self._cond = threading.Condition()
+        self._drc: dict[str, dict[AppId, tuple[int, str, bool]]] = {c: {} for c in clusters}
+        self._vrg: dict[str, dict[AppId, str]] = {c: {} for c in clusters}
+        self._changed: set[AppId] = set()
+        self._stop = threading.Event()
+        self._synced = threading.Barrier(1 + len(clusters) * len(self.KINDS))
+        self._threads = [threading.Thread(target=self._run, args=(c.name, c.kubeconfig, kind), daemon=True,
+                                          name=f"observe-{c.name}-{kind}")
+                         for c in clusters.values() for kind in self.KINDS]
+        for t in self._threads:
+            t.start()
+        self._synced.wait(timeout=120)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def view(self, cluster: str, app: AppId) -> View | None:
+        with self._cond:
+            d = self._drc[cluster].get(app)
+            return None if d is None else (*d, self._vrg[cluster].get(app, ""))
+
+    def changed(self, timeout: float) -> set[AppId]:
+        with self._cond:
+            if not self._changed:
+                self._cond.wait(timeout)
+            out, self._changed = self._changed, set()
+            return out
+
+    def _put(self, cluster: str, kind: str, objs: Iterable[dict[str, Any]], deleted: bool = False,
+             replace: bool = False) -> None:
+        with self._cond:
+            table: dict[AppId, Any] = self._drc[cluster] if kind == "drcontrols" else self._vrg[cluster]
+            if replace:
+                self._changed |= table.keys()
+                table.clear()
+            for o in objs:
+                app = (o["metadata"]["namespace"], o["metadata"]["name"])
+                st = o.get("status") or {}
+                if deleted:
+                    table.pop(app, None)
+                elif kind == "drcontrols":
+                    table[app] = (int(st.get("generation") or 0), str(st.get("currentPrimary") or ""),
+                                  harness.ready_for_application(o))
+                else:
+                    table[app] = str(st.get("state") or "")
+                self._changed.add(app)
+            self._cond.notify_all()
+
+    def _run(self, cluster: str, kubeconfig: Path, kind: str) -> None:
+        api = client.CustomObjectsApi(config.new_client_from_config(config_file=str(kubeconfig)))
+        first = True
+        while not self._stop.is_set():
+            try:
+                listed = api.list_cluster_custom_object(harness.GROUP, harness.VERSION, kind)
+                self._put(cluster, kind, listed["items"], replace=True)
+                rv = listed["metadata"]["resourceVersion"]
+                if first:
+                    first = False
+                    self._synced.wait()
+                while not self._stop.is_set():
+                    for ev in watch.Watch().stream(api.list_cluster_custom_object, harness.GROUP, harness.VERSION,
+                                                   kind, resource_version=rv, timeout_seconds=30,
+                                                   allow_watch_bookmarks=True):
+                        if ev["type"] == "ERROR":  # e.g. 410 Gone: the watch is too old, list again
+                            raise ValueError(ev["object"])
+                        obj = ev["object"]
+                        rv = obj["metadata"]["resourceVersion"]
+                        if ev["type"] != "BOOKMARK":
+                            self._put(cluster, kind, [obj], deleted=ev["type"] == "DELETED")
+            except Exception:  # an API server restarting or a watch expiring: list again
+                time.sleep(0.5)
+
+
 @dataclass
 class Site:
     env: LocalEnv
     clusters: dict[str, Cluster]
-    apps: list[tuple[str, str]]  # (namespace, name)
+    apps: list[AppId]
     operators: dict[str, harness.Process]
     simulators: dict[str, harness.Process]
     ports: dict[str, int]
-    sample: float
+    observer: Observer
     # What earlier runs of each operator counted (its counters start at zero when it starts again).
     _offset: dict[str, tuple[Counter[str], int]] = field(default_factory=dict)
-
-    def views(self, cluster: str) -> dict[tuple[str, str], View]:
-        c = self.clusters[cluster]
-        drcs = c.custom.list_cluster_custom_object(harness.GROUP, harness.VERSION, "drcontrols")["items"]
-        vrgs = c.custom.list_cluster_custom_object(harness.GROUP, harness.VERSION, "volumereplicationgroups")["items"]
-        vstate = {(v["metadata"]["namespace"], v["metadata"]["name"]): (v.get("status") or {}).get("state", "")
-                  for v in vrgs}
-        out: dict[tuple[str, str], View] = {}
-        for d in drcs:
-            k = (d["metadata"]["namespace"], d["metadata"]["name"])
-            st = d.get("status") or {}
-            out[k] = (int(st.get("generation") or 0), str(st.get("currentPrimary") or ""),
-                      harness.ready_for_application(d), str(vstate.get(k, "")))
-        return out
 
     def counts(self) -> tuple[Counter[str], int]:
         s3: Counter[str] = Counter()
@@ -187,17 +259,17 @@ class Site:
         self.simulators[name].start()
         self.operators[name].start()
 
-    def patch_all(self, clusters: list[str], action: str, target: str) -> dict[tuple[str, str], float]:
+    def patch_all(self, clusters: list[str], action: str, target: str) -> dict[AppId, float]:
         """Set the action on every app (on each of `clusters`); when each app's last patch returned."""
-        def one(app: tuple[str, str]) -> tuple[tuple[str, str], float]:
+        def one(app: AppId) -> tuple[AppId, float]:
             for c in clusters:
                 harness.set_action(self.clusters[c], app[0], action, target, name=app[1])
             return app, time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             return dict(pool.map(one, self.apps))
 
-    def create_all(self) -> dict[tuple[str, str], float]:
-        def one(app: tuple[str, str]) -> tuple[tuple[str, str], float]:
+    def create_all(self) -> dict[AppId, float]:
+        def one(app: AppId) -> tuple[AppId, float]:
             for c in self.clusters.values():
                 c.custom.create_namespaced_custom_object(harness.GROUP, harness.VERSION, app[0], "drcontrols",
                                                          harness.drcontrol(app[0], name=app[1], preferred="east"))
@@ -213,30 +285,28 @@ class Site:
                 out[p.proc.pid] = proc_cpu_seconds(p.proc.pid)
         return out
 
-    def run_phase(self, name: str, start: Callable[[], dict[tuple[str, str], float]],
-                  done: Callable[[dict[str, dict[tuple[str, str], View]]], set[tuple[str, str]]],
-                  timeout: float) -> Phase:
+    def run_phase(self, name: str, start: Callable[[], dict[AppId, float]],
+                  done: Callable[[View | None, View | None], bool], timeout: float) -> Phase:
+        """Run `start`, then wait until `done(east's view, west's view)` holds for every app."""
         before = self.counts()
         cpu0 = self.operator_cpu()
         t_first = time.monotonic()
         requested = start()
         t_last = max(requested.values(), default=t_first)
-        finished: dict[tuple[str, str], float] = {}
+        finished: dict[AppId, float] = {}
         deadline = time.monotonic() + timeout
-        while len(finished) < len(self.apps):
-            if time.monotonic() > deadline:
+        check: set[AppId] = set(self.apps)
+        while True:
+            now = time.monotonic()
+            for app in check - finished.keys():
+                if done(self.observer.view("east", app), self.observer.view("west", app)):
+                    finished[app] = now
+            if len(finished) == len(self.apps):
+                break
+            if now > deadline:
                 raise TimeoutError(f"{name}: {len(finished)} of {len(self.apps)} apps done after {timeout:.0f} s\n"
                                    + "\n".join(f"--- {p.name} ---\n{p.tail(8)}" for p in self.operators.values()))
-            try:
-                views = {c: self.views(c) for c in CLUSTERS}
-            except ApiException:
-                time.sleep(self.sample)
-                continue
-            now = time.monotonic()
-            for app in done(views) - finished.keys():
-                finished[app] = now
-            if len(finished) < len(self.apps):
-                time.sleep(self.sample)
+            check = self.observer.changed(timeout=1.0)
         after = self.counts()
         # An operator started during the phase counts from its start; one killed in it is left out.
         cpu = sum(c - cpu0.get(pid, 0.0) for pid, c in self.operator_cpu().items())
@@ -268,24 +338,20 @@ class Site:
         return out
 
 
-def protected(views: dict[str, dict[tuple[str, str], View]]) -> set[tuple[str, str]]:
-    e, w = views["east"], views["west"]
-    return {k for k, v in e.items()
-            if v == (1, "east", True, "Primary") and w.get(k) == (1, "east", False, "Secondary")}
+def protected(east: View | None, west: View | None) -> bool:
+    return east == (1, "east", True, "Primary") and west == (1, "east", False, "Secondary")
 
 
-def failed_over(views: dict[str, dict[tuple[str, str], View]]) -> set[tuple[str, str]]:
-    return {k for k, v in views["west"].items() if v[:3] == (2, "west", True)}
+def failed_over(east: View | None, west: View | None) -> bool:
+    return west is not None and west[:3] == (2, "west", True)
 
 
-def returned(views: dict[str, dict[tuple[str, str], View]]) -> set[tuple[str, str]]:
-    return {k for k, v in views["east"].items() if v == (2, "west", False, "Secondary")}
+def returned(east: View | None, west: View | None) -> bool:
+    return east == (2, "west", False, "Secondary")
 
 
-def relocated(views: dict[str, dict[tuple[str, str], View]]) -> set[tuple[str, str]]:
-    e, w = views["east"], views["west"]
-    return {k for k, v in e.items()
-            if v == (3, "east", True, "Primary") and w.get(k) == (3, "east", False, "Secondary")}
+def relocated(east: View | None, west: View | None) -> bool:
+    return east == (3, "east", True, "Primary") and west == (3, "east", False, "Secondary")
 
 
 def private_env(root: Path) -> AbstractContextManager[LocalEnv]:
@@ -307,7 +373,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steady", type=float, default=60.0, help="seconds of steady state to measure")
     p.add_argument("--quiet", type=float, default=None,
                    help="seconds to let the first heartbeats and polls pass before that (default: the heartbeat)")
-    p.add_argument("--sample", type=float, default=1.0, help="seconds between listings of the DRControls")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds each phase may take")
     p.add_argument("--json", type=Path, default=None, help="write the raw figures here")
     p.add_argument("--keep-logs", action="store_true")
@@ -345,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--workers", str(args.workers), "--log-format", "text"]) for n, c in clusters.items()}
             simulators = {n: harness.simulator_process(n, c.kubeconfig, env.s3_config_file(), logdir, timing)
                           for n, c in clusters.items()}
-            site = Site(env, clusters, apps, operators, simulators, ports, args.sample)
+            site = Site(env, clusters, apps, operators, simulators, ports, Observer(clusters))
             for n in CLUSTERS:
                 site.start(n)
             try:
@@ -356,14 +421,14 @@ def main(argv: list[str] | None = None) -> int:
                     steady = site.steady(args.steady, quiet)
                     print("\n".join(steady.lines()), flush=True)
 
-                def lose_east() -> dict[tuple[str, str], float]:
+                def lose_east() -> dict[AppId, float]:
                     site.kill("east")
                     return site.patch_all(["west"], "Failover", "west")
                 if "failover" in wanted:
                     phases.append(site.run_phase("failover", lose_east, failed_over, args.timeout))
                     print(phases[-1].line(), flush=True)
 
-                def east_returns() -> dict[tuple[str, str], float]:
+                def east_returns() -> dict[AppId, float]:
                     site.start("east")
                     return {}
                 if "return" in wanted:
@@ -375,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  relocated, args.timeout))
                     print(phases[-1].line(), flush=True)
             finally:
+                site.observer.stop()
                 for proc in (*operators.values(), *simulators.values()):
                     proc.stop()
     finally:

@@ -880,6 +880,11 @@ class _Planner:
 
     def _take_over(self, ds: DRState, act: ActiveAction, why: str) -> Plan:
         etag = self.inp.coordination.dr_state_etag or ""
+        # An intent asking for what this transition does would be stale the moment it wins: the
+        # transition is the request and the decision at once, so the intent is not written (and a
+        # lost transition re-plans, which asks for it again).
+        self.plan.coordination = [op for op in self.plan.coordination
+                                  if not (isinstance(op, WriteIntent) and op.target == self.me)]
         self.plan.coordination.append(Transition(self.me, ds.generation, etag, act.action, ds.primary))
         self.plan.requeue_after = 0
         # The VRG is promoted only after the next read shows dr-state naming this cluster.

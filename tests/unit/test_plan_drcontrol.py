@@ -228,6 +228,16 @@ def test_failover_on_target_with_secondary_vrg_transitions_without_promoting_yet
     assert p.status["lastAction"]["result"] == "InProgress"
 
 
+def test_a_failover_carried_out_at_once_writes_no_intent_one_that_waits_does() -> None:
+    # The transition is the request and the decision: an intent beside it would be stale once it wins.
+    now = plan(inp("west", drc(action="Failover", target="west"), v=SECONDARY_READY_VRG, co=state("east", 1)))
+    assert [type(op) for op in now.coordination] == [Transition]
+    # Waiting (here for the local VRG), the intent tells the Primary a failover is asked.
+    waits = plan(inp("west", drc(action="Failover", target="west"), v=vrg("secondary", "Unknown"),
+                     co=state("east", 1)))
+    assert waits.coordination == [WriteIntent("Failover", "west", 1, 1)]
+
+
 def test_failover_works_with_a_stale_peer() -> None:
     co = with_co(state("east", 1), peer_health=STALE)
     p = plan(inp("west", drc(action="Failover", target="west"), v=SECONDARY_READY_VRG, co=co))
