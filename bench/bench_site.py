@@ -56,7 +56,10 @@ from reconciler.durations import parse_duration
 
 CLUSTERS = ("east", "west")
 TICKS = os.sysconf("SC_CLK_TCK")
-SAMPLE_LINE = re.compile(r'^(ramen_p2p_s3_object_requests_total|ramen_p2p_kube_requests_total)\{([^}]*)\} (\S+)$')
+SAMPLE_LINE = re.compile(r'^ramen_p2p_(s3_object_requests|kube_requests|reconcile)_total\{([^}]*)\} (\S+)$')
+#: Which label of each counter the figures are split by.
+SPLIT_BY = {"s3_object_requests": ("s3", "object"), "kube_requests": ("api", "verb"),
+            "reconcile": ("reconciles", "controller")}
 
 # Per app on one cluster: (generation, currentPrimary, ReadyForApplication, VRG state reported)
 View = tuple[int, str, bool, str]
@@ -72,6 +75,11 @@ class Phase:
     per_app: list[float] = field(default_factory=list)
     s3_by_object: dict[str, int] = field(default_factory=dict)
     api_requests: int = 0
+    api_by_verb: dict[str, int] = field(default_factory=dict)
+    #: Reconciles by controller, both operators together.
+    reconciles: dict[str, int] = field(default_factory=dict)
+    #: Events the operators recorded during the phase, by reason (both clusters).
+    events_by_reason: dict[str, int] = field(default_factory=dict)
     #: CPU seconds of the operators during the phase (both together).
     operator_cpu: float = 0.0
 
@@ -81,10 +89,16 @@ class Phase:
         p95 = q[min(len(q) - 1, int(0.95 * len(q)))] if q else 0.0
         s3 = sum(self.s3_by_object.values())
         kinds = ", ".join(f"{k} {v / self.apps:.1f}" for k, v in sorted(self.s3_by_object.items(), key=lambda x: -x[1]))
+        reconciles = self.reconciles.get("drcontrol", 0)
+        events = ", ".join(f"{k} {v / self.apps:.1f}"
+                           for k, v in sorted(self.events_by_reason.items(), key=lambda x: -x[1]))
+        verbs = ", ".join(f"{k} {v / self.apps:.1f}" for k, v in sorted(self.api_by_verb.items(), key=lambda x: -x[1]))
         return (f"{self.name:<9} {self.total_from_last_request:7.1f} s ({self.total_from_first_request:.1f} s from the "
                 f"first request)  per app p50 {p50:.1f} s  p95 {p95:.1f} s  max {max(q, default=0.0):.1f} s\n"
                 f"{'':<10}S3 {s3 / self.apps:.1f} requests per app ({kinds}); API {self.api_requests / self.apps:.1f} "
-                f"requests per app; operator CPU {1000 * self.operator_cpu / self.apps:.0f} ms per app")
+                f"requests per app ({verbs}); DRControl reconciles {reconciles / self.apps:.1f} per app; "
+                f"operator CPU {1000 * self.operator_cpu / self.apps:.0f} ms per app\n"
+                f"{'':<10}Events per app: {events or 'none'}")
 
 
 @dataclass
@@ -123,25 +137,26 @@ def proc_rss_mib(pid: int) -> float:
     return 0.0
 
 
-def scrape(port: int) -> tuple[Counter[str], int]:
-    """S3 requests by kind of object and API requests in total, as an operator counts them."""
-    s3: Counter[str] = Counter()
-    api = 0
+def scrape(port: int) -> Counter[str]:
+    """What an operator counted: "s3/<object>", "api/<verb>" and "reconciles/<controller>"."""
+    out: Counter[str] = Counter()
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     except OSError:
-        return s3, api  # a killed operator counts nothing more
+        return out  # a killed operator counts nothing more
     for line in text.splitlines():
         m = SAMPLE_LINE.match(line)
         if not m:
             continue
         labels = dict(kv.split("=", 1) for kv in m.group(2).split(","))
-        n = int(float(m.group(3)))
-        if m.group(1).startswith("ramen_p2p_s3"):
-            s3[labels["object"].strip('"')] += n
-        else:
-            api += n
-    return s3, api
+        prefix, label = SPLIT_BY[m.group(1)]
+        out[f"{prefix}/{labels.get(label, '').strip(chr(34))}"] += int(float(m.group(3)))
+    return out
+
+
+def part(counts: Counter[str], prefix: str) -> dict[str, int]:
+    """The counts under one prefix of `scrape`, by the rest of their name."""
+    return {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith(prefix + "/") and v}
 
 
 class Observer:
@@ -237,21 +252,26 @@ class Site:
     ports: dict[str, int]
     observer: Observer
     # What earlier runs of each operator counted (its counters start at zero when it starts again).
-    _offset: dict[str, tuple[Counter[str], int]] = field(default_factory=dict)
+    _offset: dict[str, Counter[str]] = field(default_factory=dict)
 
-    def counts(self) -> tuple[Counter[str], int]:
-        s3: Counter[str] = Counter()
-        api = 0
+    def counts(self) -> Counter[str]:
+        out: Counter[str] = Counter()
         for name, port in self.ports.items():
-            c, a = scrape(port) if self.operators[name].running() else (Counter(), 0)
-            before = self._offset.get(name, (Counter(), 0))
-            s3 += c + before[0]
-            api += a + before[1]
-        return s3, api
+            out += (scrape(port) if self.operators[name].running() else Counter()) + \
+                self._offset.get(name, Counter())
+        return out
+
+    def events(self) -> Counter[str]:
+        """Events about DRControls so far, by reason (a repeated Event counts each time)."""
+        out: Counter[str] = Counter()
+        for c in self.clusters.values():
+            for ev in c.core.list_event_for_all_namespaces(
+                    field_selector="involvedObject.kind=DRControl").items:
+                out[str(ev.reason)] += int(ev.count or 1)
+        return out
 
     def kill(self, name: str) -> None:
-        last, before = scrape(self.ports[name]), self._offset.get(name, (Counter(), 0))
-        self._offset[name] = (before[0] + last[0], before[1] + last[1])
+        self._offset[name] = self._offset.get(name, Counter()) + scrape(self.ports[name])
         self.operators[name].kill()
         self.simulators[name].kill()
 
@@ -288,7 +308,7 @@ class Site:
     def run_phase(self, name: str, start: Callable[[], dict[AppId, float]],
                   done: Callable[[View | None, View | None], bool], timeout: float) -> Phase:
         """Run `start`, then wait until `done(east's view, west's view)` holds for every app."""
-        before = self.counts()
+        before, events0 = self.counts(), self.events()
         cpu0 = self.operator_cpu()
         t_first = time.monotonic()
         requested = start()
@@ -313,7 +333,9 @@ class Site:
         end = max(finished.values())
         return Phase(name, len(self.apps), end - t_last, end - t_first,
                      [finished[a] - requested.get(a, t_first) for a in self.apps],
-                     dict(after[0] - before[0]), after[1] - before[1], cpu)
+                     part(after - before, "s3"), sum(part(after - before, "api").values()),
+                     part(after - before, "api"), part(after - before, "reconciles"),
+                     dict(self.events() - events0), cpu)
 
     def steady(self, seconds: float, quiet: float) -> Steady:
         time.sleep(quiet)  # first heartbeats and polls after the protection are not steady state
@@ -329,12 +351,12 @@ class Site:
         elapsed = time.monotonic() - t0
         out = Steady(elapsed)
         for n, pid in pids.items():
-            s3, api = scrape(self.ports[n])
+            seen = scrape(self.ports[n]) - counts0[n]
             out.per_operator[n] = {
                 "cpu_percent": 100 * (proc_cpu_seconds(pid) - cpu0[n]) / elapsed, "rss_mib": rss[n],
-                "s3_per_minute": 60 * (sum(s3.values()) - sum(counts0[n][0].values())) / elapsed,
-                "api_per_minute": 60 * (api - counts0[n][1]) / elapsed}
-            out.s3_by_object[n] = dict(s3 - counts0[n][0])
+                "s3_per_minute": 60 * sum(part(seen, "s3").values()) / elapsed,
+                "api_per_minute": 60 * sum(part(seen, "api").values()) / elapsed}
+            out.s3_by_object[n] = part(seen, "s3")
         return out
 
 

@@ -411,7 +411,9 @@ class _Planner:
 
     def _vrg_condition(self, want: str | None) -> None:
         v = self.inp.vrg
-        if not v.exists:
+        if not v.exists and self.plan.vrg is not None:
+            self.sb.condition("VRGHealthy", False, "VRGProgressing", "the VolumeReplicationGroup is being created")
+        elif not v.exists:
             self.sb.condition("VRGHealthy", False, "VRGNotFound", "the VolumeReplicationGroup does not exist yet")
         elif want == PRIMARY and v.ready_as_primary:
             self.sb.condition("VRGHealthy", True, "Primary", "VRG is Primary with DataReady and ClusterDataReady")
@@ -420,6 +422,10 @@ class _Planner:
         elif not v.current:
             self.sb.condition("VRGHealthy", False, "VRGProgressing",
                               f"VRG status is for generation {v.observed_generation}, spec is at {v.generation}")
+        elif want and v.desired_state and v.desired_state != want:
+            # Asked of it by this plan (or the last): a VRG on its way to a new role is progressing,
+            # not failing. Said so, every promotion and demotion would raise a Warning and its recovery.
+            self.sb.condition("VRGHealthy", False, "VRGProgressing", f"VRG is asked to become {want}")
         else:
             why = v.blocked_by()
             self.sb.condition("VRGHealthy", False, "VRGNotReady",

@@ -89,5 +89,7 @@ class StatusBuilder:
 
 
 def _bad(c: Mapping[str, Any]) -> bool:
+    if c.get("type") == "VRGHealthy" and c.get("reason") == "VRGProgressing":
+        return False  # working on the spec it was just given: news only if it ends in trouble
     return (c.get("type") == "Stalled" and c.get("status") == "True") or (
         c.get("type") in ("S3Reachable", "PeerConnected", "VRGHealthy") and c.get("status") == "False")

@@ -161,6 +161,27 @@ def test_vrg_status_for_an_older_generation_is_not_ready() -> None:
     assert cond(p, "VRGHealthy")["reason"] == "VRGProgressing"
 
 
+def test_a_vrg_given_a_new_role_is_progressing_without_a_warning_one_that_ignores_it_is_not() -> None:
+    healthy = {"conditions": [{"type": "VRGHealthy", "status": "True", "reason": "Secondary", "message": "",
+                               "lastTransitionTime": NOW}]}
+    promote = plan(inp("west", drc(action="Failover", target="west", status=healthy), v=SECONDARY_READY_VRG,
+                       co=state("west", 2, "Failover")))
+    assert vrg_state(promote) == "primary"
+    assert cond(promote, "VRGHealthy")["reason"] == "VRGProgressing"
+    assert not [e for e in promote.events if e.type == "Warning"], promote.events
+    # The spec says primary and the VRG, current with it, still reports Secondary: that is trouble.
+    stuck = plan(inp("west", drc(action="Failover", target="west"), v=vrg("primary", "Secondary"),
+                     co=state("west", 2, "Failover")))
+    assert cond(stuck, "VRGHealthy")["reason"] == "VRGNotReady"
+
+
+def test_a_vrg_being_created_is_progressing_not_missing() -> None:
+    p = plan(inp("west", co=state("east", 1)))
+    assert vrg_state(p) == "secondary"
+    assert cond(p, "VRGHealthy")["reason"] == "VRGProgressing"
+    assert not [e for e in p.events if e.type == "Warning"], p.events
+
+
 # -- S3 trouble freezes roles ------------------------------------------------------
 def test_s3_unreachable_freezes_roles_and_says_why() -> None:
     prev = plan(inp("east", v=PRIMARY_READY, co=state("east", 1))).status
