@@ -282,12 +282,18 @@ class DRControlController:
             # Before any coordination write, so a deletion can always clean up what we wrote.
             drc = self._add_finalizer(drc)
         nudge_wait = self._take_nudge(drc, app, peering) if peering is not None else 0.0
+        if nudge_wait > 0:
+            # The peer's news is read by the poll that nudges arriving together share, not yet
+            # taken: a plan now would rest on the snapshot the nudge says is old, and cost a dr-state
+            # read for nothing. Whatever else queued this key waits as long (under NUDGE_POLL_GAP).
+            return Result(requeue_after=nudge_wait)
 
         seen = drc  # what the planner continues from; `drc` stays the live object patches are based on
         application = self._application_view(drc, app)
         vrg_obj = self.cache.get(VRG, name, ns)
         vrg_fresh = False
-        written: Record[DRState] | None = None  # dr-state as this reconcile's last won write left it
+        # dr-state as the last won write left it, or as read before an intent write (which leaves it)
+        written: Record[DRState] | None = None
         # A resync brings no news: it may plan from the dr-state last read or written, and goes on
         # only if that plan changes nothing that rests on dr-state (_quiet). So the hourly resync
         # of every app costs no S3 request; what changes in S3 is found by the polls, the nudges
@@ -333,18 +339,17 @@ class DRControlController:
             if not p.coordination or peering is None:
                 break
             ok, written = self._coordinate(peering, app, p, rec)
+            if ok and written is None and all(isinstance(op, WriteIntent | WithdrawIntent) for op in p.coordination):
+                # An intent leaves dr-state as this reconcile just read it (fresh: a plan with writes is
+                # never made from a held dr-state), so the re-plan needs no second read.
+                written = rec
             if ok:
                 self._nudge(peering, app)
                 # The next plan continues from this one (e.g. the action it started), not from the cache.
                 seen = {**drc, "status": p.status}
             else:
                 peering.reader.invalidate()
-        result = self._apply(drc, app, p, peering, vrg_obj)
-        if nudge_wait > 0:
-            # The peer's news is read by a poll that nudges arriving together share: look again then.
-            after = result.requeue_after
-            return dataclasses.replace(result, requeue_after=nudge_wait if after is None else min(after, nudge_wait))
-        return result
+        return self._apply(drc, app, p, peering, vrg_obj)
 
     def _intent_op(self, coord: Coordinator, app: AppKey, op: WithdrawIntent | WriteIntent) -> None:
         if isinstance(op, WithdrawIntent):

@@ -1,0 +1,68 @@
+"""What one step of the real controller costs in S3 requests, counted in the simulated world.
+
+The simulation's checks say a step is safe; these say it does not pay for reads it does not
+need (each request is paid per app, at a thousand apps per action).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reconciler.api import DRCONTROL
+from reconciler.controllers.drcontrol import NUDGE_POLL_GAP
+from reconciler.controllers.nudge import NUDGE_ANNOTATION
+from tests.sim.scenarios import rounds
+from tests.sim.world import APP, KEY, NS, Variant, World
+
+
+def counting(world: World, cluster: str) -> list[str]:
+    """Every S3 request `cluster` makes from now on, as "s3 VERB key"."""
+    seen: list[str] = []
+    for store in world.nodes[cluster].stores:
+        inner = store._io
+
+        def hook(label: str, inner: Callable[[str], Callable[[], None]] = inner) -> Callable[[], None]:
+            seen.append(label)
+            return inner(label)
+        store._io = hook
+    return seen
+
+
+def test_the_intent_of_a_relocate_is_written_after_one_dr_state_read() -> None:
+    world = World(1, Variant(preferred="east"))
+    world.run(rounds())
+    seen = counting(world, "west")
+    world.step(("user", "west", "Relocate", "west"))
+    world.step(("reconcile", "west"))
+    assert any(s.startswith("s3 PUT") and "/dr-intent/west" in s for s in seen), seen
+    assert [s for s in seen if s.startswith("s3 GET") and s.endswith("/dr-state")] == ["s3 GET ns/app/dr-state"], seen
+    assert not world.checker.violations
+
+
+def nudge(world: World, cluster: str, token: str) -> None:
+    """The peer's nudge: an annotation on the DRControl (what PeerNudger patches)."""
+    node = world.nodes[cluster]
+    drc = node.server.get(DRCONTROL, APP, NS)
+    assert drc is not None
+    drc["metadata"].setdefault("annotations", {})[NUDGE_ANNOTATION] = token
+    node.server.write(DRCONTROL, drc, None)
+    node.cache.sync()
+
+
+def test_a_nudge_before_its_shared_poll_waits_for_it_instead_of_reading_s3() -> None:
+    world = World(1, Variant(preferred="east"))
+    world.run(rounds())
+    world.step(("poll", "west"))  # the last poll began now: the next may not for NUDGE_POLL_GAP
+    world.step(("tick", 0.1))
+    seen = counting(world, "west")
+    nudge(world, "west", "1")
+    ctl = world.nodes["west"].controller
+    assert ctl is not None
+    result = ctl.reconcile(KEY)
+    assert seen == [], "planned from the snapshot the nudge says is old"
+    assert result is not None and 0 < (result.requeue_after or 0) <= NUDGE_POLL_GAP
+    world.step(("tick", NUDGE_POLL_GAP))
+    world.step(("reconcile", "west"))
+    assert any("cluster-info/east" in s for s in seen), f"the nudge's poll was not taken: {seen}"
+    assert any(s.endswith("/dr-state") for s in seen), seen
+    assert not world.checker.violations
