@@ -631,6 +631,11 @@ class _Planner:
 
     def _want_intent(self, act: ActiveAction, ds: DRState) -> None:
         own = self.inp.coordination.own_intent
+        peer = _live_peer_intent(self.inp, ds)
+        if own is None and peer is not None and (peer.action, peer.target) == (act.action, act.target):
+            # Asked on both clusters (GitOps often sets both): the peer's live intent already says
+            # it, and should the peer withdraw it while our spec still asks, the next plan writes ours.
+            return
         if (
             own is None
             or own.action != act.action

@@ -343,6 +343,20 @@ def relocating(**kw: Any) -> Coordination:
     return with_co(state("east", 1), peer_status=PEER_SECONDARY, **kw)
 
 
+def test_an_action_set_on_both_clusters_is_said_by_one_intent() -> None:
+    d = drc(action="Relocate", target="west")
+    peer_asks = with_co(state("east", 1), peer_intent=Intent("west", "Relocate", "west", 1, 1))
+    p = plan(inp("east", d, v=PRIMARY_READY, co=peer_asks))
+    assert not any(isinstance(op, WriteIntent) for op in p.coordination), "the peer's intent says it already"
+    assert p.status["phase"] == "Relocating"
+    # The peer withdraws its intent while our spec still asks: ours is written then.
+    alone = plan(inp("east", d, v=PRIMARY_READY, co=state("east", 1)))
+    assert WriteIntent("Relocate", "west", 1, 1) in alone.coordination
+    # A stale peer intent (of an older generation) does not stand in for ours.
+    stale = with_co(state("east", 3), peer_intent=Intent("west", "Relocate", "west", 2, 1))
+    assert WriteIntent("Relocate", "west", 3, 1) in plan(inp("east", d, v=PRIMARY_READY, co=stale)).coordination
+
+
 def test_relocate_with_a_stale_peer_waits_and_never_demotes() -> None:
     co = relocating(peer_health=STALE)
     p = plan(inp("east", drc(action="Relocate", target="west"), v=PRIMARY_READY, co=co))
