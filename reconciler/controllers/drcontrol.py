@@ -32,6 +32,7 @@ from reconciler.plan.application import KUSTOMIZATION, ApplicationView, differs,
 from reconciler.plan.drcluster import FENCED_MESSAGE, fence_name
 from reconciler.plan.drcontrol import FINALIZER, Claim, Plan, Transition, WithdrawIntent, WriteIntent, plan
 from reconciler.plan.inputs import Coordination, CoordinationError, PlanInput, PolicyView, VRGView
+from reconciler.plan.status import events_between
 from reconciler.s3peer import (
     Action,
     AppKey,
@@ -349,6 +350,10 @@ class DRControlController:
                 seen = {**drc, "status": p.status}
             else:
                 peering.reader.invalidate()
+        if seen is not drc:
+            # Re-planned after a coordination write: the Events tell what changed since the status
+            # as stored, not since the plan before the write (whose changes were never written).
+            p.events = events_between(drc.get("status") or {}, p.status)
         return self._apply(drc, app, p, peering, vrg_obj)
 
     def _intent_op(self, coord: Coordinator, app: AppKey, op: WithdrawIntent | WriteIntent) -> None:

@@ -60,32 +60,36 @@ class StatusBuilder:
 
     def transition_events(self) -> list[Event]:
         """Events for what changed between the previous and the desired status."""
-        events: list[Event] = []
-        new = self.build()
-        if new.get("phase") != self.previous.get("phase") and new.get("phase"):
-            events.append(Event("Normal", "PhaseChanged",
-                                f"phase {self.previous.get('phase') or '(none)'} -> {new['phase']}"))
-        if new.get("currentPrimary") != self.previous.get("currentPrimary") and new.get("currentPrimary"):
-            events.append(Event("Normal", "PrimaryChanged",
-                                f"primary is {new['currentPrimary']} at generation {new.get('generation')}"))
-        old_conds = {c.get("type"): c for c in self.previous.get("conditions", []) if isinstance(c, Mapping)}
-        s3_reasons = {c.get("reason") for c in (old_conds.get("S3Reachable"), *new["conditions"])
-                      if isinstance(c, Mapping) and c.get("type") == "S3Reachable" and c.get("status") == "False"}
-        for c in new["conditions"]:
-            before = old_conds.get(c["type"])
-            if before is not None and before.get("status") == c["status"]:
-                continue
-            if c["type"] == "Stalled" and {c["reason"], (before or {}).get("reason")} & s3_reasons:
-                continue  # an outage: the S3Reachable event tells it, once per app is enough
-            bad = _bad(c)
-            # News: trouble, the end of trouble, and the application's go/stop. A good condition
-            # that just follows the phase (Ready, Reconciling, VRGHealthy settling) is in the
-            # PhaseChanged event already; at a thousand apps per action, one Event each costs.
-            if not (bad or (before is not None and _bad(before)) or c["type"] == "ReadyForApplication"):
-                continue
-            events.append(Event("Warning" if bad else "Normal", c["reason"],
-                                f"{c['type']}={c['status']}: {c['message']}"))
-        return events
+        return events_between(self.previous, self.build())
+
+
+def events_between(previous: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
+    """Events for what changed from status `previous` to status `new`."""
+    events: list[Event] = []
+    if new.get("phase") != previous.get("phase") and new.get("phase"):
+        events.append(Event("Normal", "PhaseChanged",
+                            f"phase {previous.get('phase') or '(none)'} -> {new['phase']}"))
+    if new.get("currentPrimary") != previous.get("currentPrimary") and new.get("currentPrimary"):
+        events.append(Event("Normal", "PrimaryChanged",
+                            f"primary is {new['currentPrimary']} at generation {new.get('generation')}"))
+    old_conds = {c.get("type"): c for c in previous.get("conditions", []) if isinstance(c, Mapping)}
+    s3_reasons = {c.get("reason") for c in (old_conds.get("S3Reachable"), *new["conditions"])
+                  if isinstance(c, Mapping) and c.get("type") == "S3Reachable" and c.get("status") == "False"}
+    for c in new["conditions"]:
+        before = old_conds.get(c["type"])
+        if before is not None and before.get("status") == c["status"]:
+            continue
+        if c["type"] == "Stalled" and {c["reason"], (before or {}).get("reason")} & s3_reasons:
+            continue  # an outage: the S3Reachable event tells it, once per app is enough
+        bad = _bad(c)
+        # News: trouble, the end of trouble, and the application's go/stop. A good condition
+        # that just follows the phase (Ready, Reconciling, VRGHealthy settling) is in the
+        # PhaseChanged event already; at a thousand apps per action, one Event each costs.
+        if not (bad or (before is not None and _bad(before)) or c["type"] == "ReadyForApplication"):
+            continue
+        events.append(Event("Warning" if bad else "Normal", c["reason"],
+                            f"{c['type']}={c['status']}: {c['message']}"))
+    return events
 
 
 def _bad(c: Mapping[str, Any]) -> bool:

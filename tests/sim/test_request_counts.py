@@ -1,7 +1,8 @@
-"""What one step of the real controller costs in S3 requests, counted in the simulated world.
+"""What one step of the real controller costs and says, in the simulated world.
 
 The simulation's checks say a step is safe; these say it does not pay for reads it does not
-need (each request is paid per app, at a thousand apps per action).
+need (each request is paid per app, at a thousand apps per action), and that its Events tell
+what changed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from reconciler.api import DRCONTROL
 from reconciler.controllers.drcontrol import NUDGE_POLL_GAP
 from reconciler.controllers.nudge import NUDGE_ANNOTATION
+from tests.sim.memkube import ListRecorder
 from tests.sim.scenarios import rounds
 from tests.sim.world import APP, KEY, NS, Variant, World
 
@@ -66,3 +68,23 @@ def test_a_nudge_before_its_shared_poll_waits_for_it_instead_of_reading_s3() -> 
     assert any("cluster-info/east" in s for s in seen), f"the nudge's poll was not taken: {seen}"
     assert any(s.endswith("/dr-state") for s in seen), seen
     assert not world.checker.violations
+
+
+def test_the_events_of_a_step_that_re_planned_tell_the_change_from_the_stored_status() -> None:
+    # A failover transitions, then re-plans from the new generation: the plan before the write was
+    # never stored, so its phase must not appear as where the app came from.
+    world = World(1, Variant(preferred="east"))
+    world.run(rounds())
+    ctl = world.nodes["west"].controller
+    assert ctl is not None and isinstance(ctl.events, ListRecorder)
+    before = world.drcontrol("west")
+    assert before is not None
+    stored_phase = before["status"]["phase"]
+    ctl.events.events.clear()
+    world.step(("user", "west", "Failover", "west"))
+    world.step(("reconcile", "west"))
+    after = world.drcontrol("west")
+    assert after is not None and after["status"]["generation"] == 2
+    phases = [m for _, reason, m in ctl.events.events if reason == "PhaseChanged"]
+    assert phases == [f"phase {stored_phase} -> {after['status']['phase']}"], ctl.events.events
+    assert ("Normal", "PrimaryChanged", "primary is west at generation 2") in ctl.events.events
