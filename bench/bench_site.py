@@ -56,10 +56,10 @@ from reconciler.durations import parse_duration
 
 CLUSTERS = ("east", "west")
 TICKS = os.sysconf("SC_CLK_TCK")
-SAMPLE_LINE = re.compile(r'^ramen_p2p_(s3_object_requests|kube_requests|reconcile)_total\{([^}]*)\} (\S+)$')
+SAMPLE_LINE = re.compile(r'^ramen_p2p_(s3_object_requests|kube_requests|reconcile|peer_nudges)_total\{([^}]*)\} (\S+)$')
 #: Which label of each counter the figures are split by.
 SPLIT_BY = {"s3_object_requests": ("s3", "object"), "kube_requests": ("api", "verb"),
-            "reconcile": ("reconciles", "controller")}
+            "reconcile": ("reconciles", "controller"), "peer_nudges": ("nudges", "outcome")}
 
 # Per app on one cluster: (generation, currentPrimary, ReadyForApplication, VRG state reported)
 View = tuple[int, str, bool, str]
@@ -82,6 +82,8 @@ class Phase:
     events_by_reason: dict[str, int] = field(default_factory=dict)
     #: CPU seconds of the operators during the phase (both together).
     operator_cpu: float = 0.0
+    #: Nudges by outcome (sent, coalesced, failed, skipped), both operators together.
+    nudges: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         q = sorted(self.per_app)
@@ -97,7 +99,9 @@ class Phase:
                 f"first request)  per app p50 {p50:.1f} s  p95 {p95:.1f} s  max {max(q, default=0.0):.1f} s\n"
                 f"{'':<10}S3 {s3 / self.apps:.1f} requests per app ({kinds}); API {self.api_requests / self.apps:.1f} "
                 f"requests per app ({verbs}); DRControl reconciles {reconciles / self.apps:.1f} per app; "
-                f"operator CPU {1000 * self.operator_cpu / self.apps:.0f} ms per app\n"
+                f"operator CPU {1000 * self.operator_cpu / self.apps:.0f} ms per app"
+                + (f"; nudges sent {self.nudges.get('sent', 0)} ({self.nudges.get('coalesced', 0)} writes "
+                   f"coalesced into them)" if self.nudges else "") + "\n"
                 f"{'':<10}Events per app: {events or 'none'}")
 
 
@@ -335,7 +339,7 @@ class Site:
                      [finished[a] - requested.get(a, t_first) for a in self.apps],
                      part(after - before, "s3"), sum(part(after - before, "api").values()),
                      part(after - before, "api"), part(after - before, "reconciles"),
-                     dict(self.events() - events0), cpu)
+                     dict(self.events() - events0), cpu, part(after - before, "nudges"))
 
     def steady(self, seconds: float, quiet: float) -> Steady:
         time.sleep(quiet)  # first heartbeats and polls after the protection are not steady state

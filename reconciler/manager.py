@@ -42,7 +42,7 @@ from reconciler.kube.errors import ApiError
 from reconciler.metrics import Metrics
 from reconciler.metrics_auth import KubeAuthorizer
 from reconciler.notify import WebhookNotifier
-from reconciler.s3peer import ObjectStore, S3PeerError
+from reconciler.s3peer import AppKey, ObjectStore, S3PeerError
 from reconciler.s3peer.envelope import EnvelopeTooLarge
 
 log = logging.getLogger(__name__)
@@ -119,13 +119,15 @@ class Manager:
 
         self.peerings = PeeringRegistry(options.cluster_name, store_factory, PeeringSettings(
             key_prefix=config.key_prefix, hmac_key=hmac_key, poll_interval=options.poll_interval,
-            stale_after=options.stale_after, digest_linger=DIGEST_LINGER if options.workers > 1 else 0.0))
+            stale_after=options.stale_after, digest_linger=DIGEST_LINGER if options.workers > 1 else 0.0,
+            on_peer_changes=self._peer_changes))
         self.notifier: WebhookNotifier | None = None
         if config.webhook is not None:
             ref = config.webhook.secret
             key = self._secret_value(ref.namespace, ref.name, "hmacKey") if ref else None
             self.notifier = WebhookNotifier(config.webhook.url, key, options.cluster_name)
         self.nudger = PeerNudger(self.cache, self._read_secret)
+        self.metrics.count_nudges(self.nudger.counts)
         self.drcontrol = DRControlController(
             options.cluster_name, self.client, self.cache, self.applier, self.events, self.peerings,
             poll_interval=options.poll_interval, now=utc_now, namespaces=options.watch_namespaces or (None,),
@@ -282,9 +284,16 @@ class Manager:
             if snap.health.stale != was_stale:
                 for key in self.drcontrol.keys_for_all():
                     queue.add(key)
-            for app in snap.changed:
-                queue.add(f"{app.namespace}/{app.name}")
+            # The apps this poll found changed were queued by _peer_changes, as for every poll.
         self._rotate(queue.add)
+
+    def _peer_changes(self, _peer: str, apps: frozenset[AppKey]) -> None:
+        """Any poll of a peer, whoever took it (this loop, a reconcile, a nudge): reconcile what changed."""
+        if not self.controllers:
+            return  # not started: every app is reconciled once its informer syncs
+        queue = self.controllers[0].queue
+        for app in apps:
+            queue.add(f"{app.namespace}/{app.name}")
 
     def _rotate(self, add: Callable[[str], None]) -> None:
         """Reconcile the next few apps in turn, whatever changed.

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -41,6 +41,19 @@ class _KubeRequests(Collector):
         family = CounterMetricFamily("ramen_p2p_kube_requests", "API server requests by verb", labels=["verb"])
         for verb, n in sorted(by_verb.items()):
             family.add_metric([verb], n)
+        yield family
+
+
+class _Nudges(Collector):
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Any:
+        family = CounterMetricFamily("ramen_p2p_peer_nudges", "Nudges to the peer's operator by outcome "
+                                     "(coalesced: a write told by a nudge sent for a later one)",
+                                     labels=["outcome"])
+        for outcome, n in sorted(self.counts().items()):
+            family.add_metric([outcome], n)
         yield family
 
 
@@ -89,6 +102,7 @@ class Metrics:
         self._series: dict[tuple[str, str], dict[Gauge, set[tuple[str, ...]]]] = {}
         self._series_lock = threading.Lock()
         self._kube_requests: _KubeRequests | None = None
+        self._nudges: _Nudges | None = None
 
     def timed(self, controller: str, fn: Callable[[str], Result | None]) -> Callable[[str], Result | None]:
         """Wrap a reconcile function to count and time it."""
@@ -141,6 +155,13 @@ class Metrics:
             self._kube_requests = _KubeRequests(stats)
             self.registry.register(self._kube_requests)
         self._kube_requests.stats = stats  # a later Manager on the same metrics counts its own client
+
+    def count_nudges(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """Export the nudger's counts (ramen_p2p_peer_nudges_total by outcome)."""
+        if self._nudges is None:
+            self._nudges = _Nudges(counts)
+            self.registry.register(self._nudges)
+        self._nudges.counts = counts
 
     def observe_drcontrol(self, namespace: str, name: str, cluster: str, status: dict[str, Any]) -> None:
         gen = status.get("generation")

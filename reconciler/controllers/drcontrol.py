@@ -377,7 +377,11 @@ class DRControlController:
 
     def _take_nudge(self, drc: Obj, app: AppKey, peering: Peering) -> float:
         """A new nudge from the peer: its S3 objects changed, so read them soon rather than at the next
-        poll. Returns the seconds until the poll that will (0: this reconcile's snapshot is it)."""
+        poll. Returns the seconds until the poll that will (0: this reconcile's snapshot is it).
+
+        The nudge names one app but tells of every write the peer made before it (PeerNudger sends
+        one at a time): the poll it brings queues every app it finds changed (PeerReader.on_changed).
+        """
         token = (drc["metadata"].get("annotations") or {}).get(NUDGE_ANNOTATION)
         if token and self._nudges_seen.get(app) != token:
             self._nudges_seen[app] = token

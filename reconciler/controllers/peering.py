@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.s3peer import (
+    AppKey,
     ClientSettings,
     Coordinator,
     KeySchema,
@@ -47,6 +48,8 @@ class PeeringSettings:
     fetch_workers: int = 8
     #: Coordinator.digest_linger: 0 where no other report could join (one worker, the simulation).
     digest_linger: float = 0.0
+    #: Called with (peer, apps) whenever a poll of that peer finds apps whose objects changed.
+    on_peer_changes: Callable[[str, frozenset[AppKey]], None] | None = None
 
 
 StoreFactory = Callable[[str], ObjectStore]
@@ -107,10 +110,16 @@ class PeeringRegistry:
             reader = PeerReader(store, peer, keys=keys, hmac_key=self.settings.hmac_key,
                                 stale_after=self.settings.stale_after, poll_interval=self.settings.poll_interval,
                                 monotonic=self.settings.monotonic, fetch_workers=self.settings.fetch_workers,
-                                health_stores=others)
+                                health_stores=others, on_changed=self._listener(peer))
             peering = Peering(profile, peer, coordinator, reader)
             self._peerings[(profile, peer)] = peering
             return peering
+
+    def _listener(self, peer: str) -> Callable[[frozenset[AppKey]], None] | None:
+        tell = self.settings.on_peer_changes
+        if tell is None:
+            return None
+        return lambda apps: tell(peer, apps)
 
     def _register(self, profile: str, store: ObjectStore, quorum: tuple[str, ...], keys: KeySchema) -> QuorumDRState:
         stores = [store if p == profile else self._store_for_profile(p) for p in quorum]

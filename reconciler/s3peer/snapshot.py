@@ -234,8 +234,13 @@ class PeerReader:
         fetch_workers: int = 8,
         retry_after: float | None = None,
         health_stores: Sequence[ObjectStore] = (),
+        on_changed: Callable[[frozenset[AppKey]], None] | None = None,
     ) -> None:
         self.store = store
+        # Told the apps each poll found changed, whoever asked for the poll (the periodic poll, a
+        # reconcile whose snapshot expired, a nudge): a change is found once, so whoever finds it
+        # must pass it on, or the apps it concerns wait for their next resync.
+        self.on_changed = on_changed
         # With dr-state over a quorum, the peer's heartbeat is in every store: read from all, so the
         # loss of one store (the one holding the other objects, too) does not look like the peer's.
         self.health_stores = list(health_stores)
@@ -269,6 +274,7 @@ class PeerReader:
             if hit is not None and self._taken_at is not None and self._taken_at < self._news_at \
                     and now - self._taken_at >= self._news_gap:
                 hit = None
+            polled = hit is None
             if hit is None:
                 self._taken_at = now
                 try:
@@ -278,6 +284,8 @@ class PeerReader:
                 self._cache["s"] = hit
         if isinstance(hit, S3PeerError):
             raise hit
+        if polled:
+            self._hand_over(hit)
         return hit
 
     def health(self) -> PeerHealth:
@@ -304,7 +312,13 @@ class PeerReader:
             self._taken_at = self._mono()
             snap = self._poll_locked()
             self._cache["s"] = snap
-            return snap
+        self._hand_over(snap)
+        return snap
+
+    def _hand_over(self, snap: PeerSnapshot) -> None:
+        # Outside the poll lock: the listener queues work and must not hold up other readers.
+        if snap.changed and self.on_changed is not None:
+            self.on_changed(snap.changed)
 
     # -- internals -------------------------------------------------------------
     def _get(self, key: str, etag: str | None) -> StoredObject | object | None:

@@ -98,3 +98,14 @@ def test_api_requests_are_exported_by_verb() -> None:
     assert 'ramen_p2p_kube_requests_total{verb="patch"} 1.0' in text
     m.count_kube_requests(RequestStats())  # a second Manager on the same metrics: no duplicate series
     assert "ramen_p2p_kube_requests_total{" not in generate_latest(m.registry).decode()
+
+
+def test_nudges_are_exported_by_outcome() -> None:
+    m = Metrics()
+    counts = {"sent": 3, "coalesced": 40, "failed": 0, "skipped": 1}
+    m.count_nudges(lambda: counts)
+    text = generate_latest(m.registry).decode()
+    assert 'ramen_p2p_peer_nudges_total{outcome="sent"} 3.0' in text
+    assert 'ramen_p2p_peer_nudges_total{outcome="coalesced"} 40.0' in text
+    m.count_nudges(lambda: {})  # a second Manager on the same metrics: no duplicate series
+    assert "ramen_p2p_peer_nudges_total{" not in generate_latest(m.registry).decode()

@@ -1,9 +1,12 @@
 """The nudger reads the peer's Secret at most once per recheck interval, and again at once after
-the peer refused the credentials (rotated)."""
+the peer refused the credentials (rotated); nudges to a peer are coalesced."""
 
 from __future__ import annotations
 
 import base64
+import itertools
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,4 +107,56 @@ def test_a_peer_that_does_not_answer_is_not_nudged_again_for_a_while(env: Env, m
     nudger.nudge("west", "ns", "e")
     nudger._pool.submit(lambda: None).result(5)
     assert calls == ["a", "e"]
+    nudger.stop()
+
+
+def test_writes_made_while_a_nudge_is_sent_are_told_by_one_more_nudge(env: Env, monkeypatch: pytest.MonkeyPatch
+                                                                        ) -> None:
+    # The peer polls and reconciles every app it finds changed, so one nudge tells of every write
+    # before it: 1,000 writes must not be 1,000 PATCHes to the peer's API server.
+    nudger = PeerNudger(cache=None, read_secret=env.read_secret, workers=1,  # type: ignore[arg-type]
+                        monotonic=lambda: env.t, send_gap=0.2)
+    calls: list[str] = []
+    first_sent, release = threading.Event(), threading.Event()
+
+    def patch(self: KubeClient, rt: Any, name: str, *a: Any, **kw: Any) -> Any:
+        calls.append(name)
+        first_sent.set()
+        assert release.wait(5)
+        return {}
+
+    monkeypatch.setattr(KubeClient, "merge_patch", patch)
+    monkeypatch.setattr(nudger, "_endpoint", lambda peer: EP)
+    nudger.nudge("west", "ns", "a")
+    assert first_sent.wait(5)
+    for name in ("b", "c", "d"):  # while "a" is in flight
+        nudger.nudge("west", "ns", name)
+    release.set()
+    nudger._pool.submit(lambda: None).result(5)  # the sender ran dry
+    assert calls == ["a", "d"], "the writes after the first are told by one nudge naming the latest"
+    assert nudger.sent == 2 and nudger.coalesced == 2
+    nudger.nudge("west", "ns", "e")  # nothing in flight: sent at once
+    nudger._pool.submit(lambda: None).result(5)
+    assert calls == ["a", "d", "e"]
+    nudger.stop()
+
+
+def test_nudges_to_one_peer_are_at_least_the_gap_apart(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    nudger = PeerNudger(cache=None, read_secret=env.read_secret, workers=2,  # type: ignore[arg-type]
+                        monotonic=lambda: env.t, send_gap=0.3)
+    sent_at: list[float] = []
+    def patch(*a: Any, **kw: Any) -> Any:
+        sent_at.append(time.monotonic())
+        return {}
+
+    monkeypatch.setattr(KubeClient, "merge_patch", patch)
+    monkeypatch.setattr(nudger, "_endpoint", lambda peer: EP)
+    for i in range(6):
+        nudger.nudge("west", "ns", f"app-{i}")
+        time.sleep(0.1)
+    deadline = time.monotonic() + 5
+    while nudger._busy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 2 <= len(sent_at) <= 3, sent_at
+    assert all(b - a >= 0.29 for a, b in itertools.pairwise(sent_at)), sent_at
     nudger.stop()
