@@ -1,11 +1,13 @@
 """Benchmark of a whole site: N apps protected, steady, failed over, the old Primary back, relocated.
 
     .venv/bin/python bench/bench_site.py [--apps 100] [--per-namespace 10] [--workers 16]
-        [--poll 30s] [--heartbeat 60s] [--sim-delay 0.5] [--steady 60] [--nudge] [--json FILE]
+        [--poll 30s] [--heartbeat 60s] [--sim-delay 0.5] [--sim-workers 50] [--steady 60] [--nudge]
+        [--json FILE]
 
 Starts a private environment in a temporary directory (two clusters and an S3 server on free
 ports, stopped at the end, also on Ctrl-C), both operators (metrics on a local port) and both
-VRG simulators, and runs five phases:
+VRG simulators (each acting on up to `--sim-workers` VRGs at once, as Ramen's VRG controller runs
+`maxConcurrentReconciles` reconciles), and runs five phases:
 
 - protect: N DRControls created on both clusters (preferred east), until every app is Primary
   and ReadyForApplication on east and Secondary (VRG too) on west;
@@ -396,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heartbeat", default="60s", help="heartbeat interval (operator default 60s)")
     p.add_argument("--stale-after", default="180s")
     p.add_argument("--sim-delay", type=float, default=0.5, help="VRG simulator delay before acting on a spec")
+    p.add_argument("--sim-workers", type=int, default=50,
+                   help="VRGs the simulator acts on at once (Ramen's maxConcurrentReconciles; 50 in its default "
+                        "RamenConfig)")
     p.add_argument("--steady", type=float, default=60.0, help="seconds of steady state to measure")
     p.add_argument("--quiet", type=float, default=None,
                    help="seconds to let the first heartbeats and polls pass before that (default: the heartbeat)")
@@ -413,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             or ("return" in wanted and "failover" not in wanted):
         p.error(f"--phases: a subset of {','.join(PHASES)}; relocate needs return, return needs failover")
     timing = harness.Timing(poll=args.poll, heartbeat=args.heartbeat, stale_after=args.stale_after,
-                            sim_delay=args.sim_delay)
+                            sim_delay=args.sim_delay, sim_workers=args.sim_workers)
     logdir = Path(tempfile.mkdtemp(prefix="bench-site-logs-"))
     apps = [(f"site-{i // args.per_namespace:04d}", f"app-{i:05d}") for i in range(args.apps)]
     started = time.monotonic()

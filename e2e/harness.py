@@ -255,6 +255,8 @@ class Timing:
     heartbeat: str = "1s"
     stale_after: str = "6s"
     sim_delay: float = 0.5
+    #: VRGs the simulator acts on at once (Ramen's maxConcurrentReconciles).
+    sim_workers: int = 1
 
 
 def operator_process(cluster: str, kubeconfig: Path, logdir: Path, timing: Timing,
@@ -272,7 +274,7 @@ def simulator_process(cluster: str, kubeconfig: Path, s3_config: Path, logdir: P
     return Process(f"vrgsim-{cluster}", [
         sys.executable, "-m", "e2e.vrgsim", "--kubeconfig", str(kubeconfig), "--cluster", cluster,
         "--s3-config", str(s3_config), "--key-prefix", key_prefix, "--delay", str(timing.sim_delay),
-        "--timeline", str(logdir / f"timeline-{cluster}.jsonl"),
+        "--timeline", str(logdir / f"timeline-{cluster}.jsonl"), "--workers", str(timing.sim_workers),
     ], logdir / f"vrgsim-{cluster}.log")
 
 

@@ -98,3 +98,41 @@ def test_simulator_waits_its_delay_before_acting(simulator: Simulator, east: Clu
     _wait(lambda: (east.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "app")
                    .get("status", {}).get("state")) == "Secondary")
     assert time.monotonic() - t0 >= 2.0
+
+
+def test_simulator_with_workers_acts_on_several_vrgs_at_once(east: Cluster, s3: Any, s3_settings: dict[str, str],
+                                                             key_prefix: str, namespace: str,
+                                                             tmp_path: Path) -> None:
+    # Ramen's VRG controller runs up to maxConcurrentReconciles reconciles; the simulator's workers
+    # do the same. Every upload waits at a barrier for three others: one at a time, it would break.
+    install_crds(east.api, EXTERNAL_CRDS)
+    sim = Simulator(east.custom, "east", s3, s3_settings["bucket"], key_prefix, 0.1, tmp_path / "timeline.jsonl",
+                    workers=4)
+    together = threading.Barrier(4, timeout=10)
+    upload = sim.upload
+
+    def upload_together(vrg: dict[str, Any]) -> None:
+        together.wait()
+        upload(vrg)
+
+    sim.upload = upload_together  # type: ignore[method-assign]
+    t = threading.Thread(target=sim.run, args=(0.05,), daemon=True)
+    t.start()
+    try:
+        names = [f"app-{i}" for i in range(4)]
+        for name in names:
+            east.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                        {**_vrg(namespace, "primary"),
+                                                         "metadata": {"name": name, "namespace": namespace}})
+
+        def conditions(name: str) -> dict[str, str]:
+            obj = east.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            return {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
+
+        _wait(lambda: all(conditions(n).get("ClusterDataProtected") for n in names))
+        # Uploaded, not UploadError: the four uploads met at the barrier.
+        assert all(conditions(n)["ClusterDataProtected"] == "True" for n in names)
+        assert not together.broken
+    finally:
+        sim.stop.set()
+        t.join(timeout=5)
