@@ -28,6 +28,7 @@ the benchmark's own load on the API servers does not grow with the number of app
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import re
@@ -86,6 +87,9 @@ class Phase:
     operator_cpu: float = 0.0
     #: Nudges by outcome (sent, coalesced, failed, skipped), both operators together.
     nudges: dict[str, int] = field(default_factory=dict)
+    #: Per app, from its request to the `completedAt` its target's operator recorded in
+    #: `status.lastAction` (whole seconds): what the operator took, whatever this process saw when.
+    per_app_by_operator: list[float] = field(default_factory=list)
 
     def line(self) -> str:
         q = sorted(self.per_app)
@@ -97,8 +101,14 @@ class Phase:
         events = ", ".join(f"{k} {v / self.apps:.1f}"
                            for k, v in sorted(self.events_by_reason.items(), key=lambda x: -x[1]))
         verbs = ", ".join(f"{k} {v / self.apps:.1f}" for k, v in sorted(self.api_by_verb.items(), key=lambda x: -x[1]))
+        by_operator = ""
+        if self.per_app_by_operator:
+            o = sorted(self.per_app_by_operator)
+            by_operator = (f"; by lastAction.completedAt p50 {statistics.median(o):.1f} s  "
+                           f"p95 {o[min(len(o) - 1, int(0.95 * len(o)))]:.1f} s")
         return (f"{self.name:<9} {self.total_from_last_request:7.1f} s ({self.total_from_first_request:.1f} s from the "
-                f"first request)  per app p50 {p50:.1f} s  p95 {p95:.1f} s  max {max(q, default=0.0):.1f} s\n"
+                f"first request)  per app p50 {p50:.1f} s  p95 {p95:.1f} s  max {max(q, default=0.0):.1f} s"
+                f"{by_operator}\n"
                 f"{'':<10}S3 {s3 / self.apps:.1f} requests per app ({kinds}); API {self.api_requests / self.apps:.1f} "
                 f"requests per app ({verbs}); DRControl reconciles {reconciles / self.apps:.1f} per app; "
                 f"operator CPU {1000 * self.operator_cpu / self.apps:.0f} ms per app"
@@ -178,6 +188,8 @@ class Observer:
         self._cond = threading.Condition()
         self._drc: dict[str, dict[AppId, tuple[int, str, bool]]] = {c: {} for c in clusters}
         self._vrg: dict[str, dict[AppId, str]] = {c: {} for c in clusters}
+        # Per app: (action, result, completedAt) of the DRControl's status.lastAction.
+        self._actions: dict[str, dict[AppId, tuple[str, str, str]]] = {c: {} for c in clusters}
         self._changed: set[AppId] = set()
         self._stop = threading.Event()
         self._synced = threading.Barrier(1 + len(clusters) * len(self.KINDS))
@@ -195,6 +207,14 @@ class Observer:
         with self._cond:
             d = self._drc[cluster].get(app)
             return None if d is None else (*d, self._vrg[cluster].get(app, ""))
+
+    def completed_at(self, cluster: str, app: AppId, action: str) -> float | None:
+        """When the operator of `cluster` recorded `action` as Succeeded for `app` (epoch seconds)."""
+        with self._cond:
+            got = self._actions[cluster].get(app)
+        if got is None or got[0] != action or got[1] != "Succeeded" or not got[2]:
+            return None
+        return dt.datetime.strptime(got[2], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
 
     def changed(self, timeout: float) -> set[AppId]:
         with self._cond:
@@ -218,6 +238,9 @@ class Observer:
                 elif kind == "drcontrols":
                     table[app] = (int(st.get("generation") or 0), str(st.get("currentPrimary") or ""),
                                   harness.ready_for_application(o))
+                    la = st.get("lastAction") or {}
+                    self._actions[cluster][app] = (str(la.get("action") or ""), str(la.get("result") or ""),
+                                                   str(la.get("completedAt") or ""))
                 else:
                     table[app] = str(st.get("state") or "")
                 self._changed.add(app)
@@ -259,6 +282,8 @@ class Site:
     observer: Observer
     # What earlier runs of each operator counted (its counters start at zero when it starts again).
     _offset: dict[str, Counter[str]] = field(default_factory=dict)
+    #: Wall-clock time each app's last action patch returned.
+    requested_wall: dict[AppId, float] = field(default_factory=dict)
 
     def counts(self) -> Counter[str]:
         out: Counter[str] = Counter()
@@ -286,10 +311,12 @@ class Site:
         self.operators[name].start()
 
     def patch_all(self, clusters: list[str], action: str, target: str) -> dict[AppId, float]:
-        """Set the action on every app (on each of `clusters`); when each app's last patch returned."""
+        """Set the action on every app (on each of `clusters`); when each app's last patch returned
+        (monotonic; the wall-clock time goes to `requested_wall`)."""
         def one(app: AppId) -> tuple[AppId, float]:
             for c in clusters:
                 harness.set_action(self.clusters[c], app[0], action, target, name=app[1])
+            self.requested_wall[app] = time.time()
             return app, time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             return dict(pool.map(one, self.apps))
@@ -312,8 +339,13 @@ class Site:
         return out
 
     def run_phase(self, name: str, start: Callable[[], dict[AppId, float]],
-                  done: Callable[[View | None, View | None], bool], timeout: float) -> Phase:
-        """Run `start`, then wait until `done(east's view, west's view)` holds for every app."""
+                  done: Callable[[View | None, View | None], bool], timeout: float,
+                  action: tuple[str, str] | None = None) -> Phase:
+        """Run `start`, then wait until `done(east's view, west's view)` holds for every app.
+
+        `action` (action, target cluster): also measure each app by the completedAt its target's
+        operator recorded, against the wall-clock time of its request."""
+        self.requested_wall = {}
         before, events0 = self.counts(), self.events()
         cpu0 = self.operator_cpu()
         t_first = time.monotonic()
@@ -337,11 +369,17 @@ class Site:
         # An operator started during the phase counts from its start; one killed in it is left out.
         cpu = sum(c - cpu0.get(pid, 0.0) for pid, c in self.operator_cpu().items())
         end = max(finished.values())
+        by_operator: list[float] = []
+        if action is not None:
+            for app in self.apps:
+                completed = self.observer.completed_at(action[1], app, action[0])
+                if completed is not None and app in self.requested_wall:
+                    by_operator.append(completed - self.requested_wall[app])
         return Phase(name, len(self.apps), end - t_last, end - t_first,
                      [finished[a] - requested.get(a, t_first) for a in self.apps],
                      part(after - before, "s3"), sum(part(after - before, "api").values()),
                      part(after - before, "api"), part(after - before, "reconciles"),
-                     dict(self.events() - events0), cpu, part(after - before, "nudges"))
+                     dict(self.events() - events0), cpu, part(after - before, "nudges"), by_operator)
 
     def steady(self, seconds: float, quiet: float) -> Steady:
         time.sleep(quiet)  # first heartbeats and polls after the protection are not steady state
@@ -456,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
                     site.kill("east")
                     return site.patch_all(["west"], "Failover", "west")
                 if "failover" in wanted:
-                    phases.append(site.run_phase("failover", lose_east, failed_over, args.timeout))
+                    phases.append(site.run_phase("failover", lose_east, failed_over, args.timeout,
+                                                 action=("Failover", "west")))
                     print(phases[-1].line(), flush=True)
 
                 def east_returns() -> dict[AppId, float]:
@@ -468,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
                 if "relocate" in wanted:
                     phases.append(site.run_phase("relocate",
                                                  lambda: site.patch_all(list(CLUSTERS), "Relocate", "east"),
-                                                 relocated, args.timeout))
+                                                 relocated, args.timeout, action=("Relocate", "east")))
                     print(phases[-1].line(), flush=True)
             finally:
                 site.observer.stop()
