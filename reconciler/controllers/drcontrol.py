@@ -381,12 +381,18 @@ class DRControlController:
 
         The nudge names one app but tells of every write the peer made before it (PeerNudger sends
         one at a time): the poll it brings queues every app it finds changed (PeerReader.on_changed).
+
+        The token found at the first look at an app in this process is not news: what it told was
+        written before that look, and this process's own polls read it. A site coming back finds
+        every app nudged while it was away; taking each as news deferred every first reconcile and
+        ran it twice.
         """
-        token = (drc["metadata"].get("annotations") or {}).get(NUDGE_ANNOTATION)
-        if token and self._nudges_seen.get(app) != token:
-            self._nudges_seen[app] = token
-            return peering.reader.invalidate(min_gap=NUDGE_POLL_GAP)
-        return 0.0
+        token = (drc["metadata"].get("annotations") or {}).get(NUDGE_ANNOTATION) or ""
+        known = self._nudges_seen.get(app)
+        self._nudges_seen[app] = token
+        if known is None or not token or token == known:
+            return 0.0
+        return peering.reader.invalidate(min_gap=NUDGE_POLL_GAP)
 
     def _nudge(self, peering: Peering, app: AppKey) -> None:
         if self.nudge is not None:

@@ -14,7 +14,7 @@ from reconciler.controllers.drcontrol import NUDGE_POLL_GAP
 from reconciler.controllers.nudge import NUDGE_ANNOTATION
 from tests.sim.memkube import ListRecorder
 from tests.sim.scenarios import rounds
-from tests.sim.world import APP, KEY, NS, Variant, World
+from tests.sim.world import APP, KEY, NS, PROFILE, Variant, World
 
 
 def counting(world: World, cluster: str) -> list[str]:
@@ -67,6 +67,33 @@ def test_a_nudge_before_its_shared_poll_waits_for_it_instead_of_reading_s3() -> 
     world.step(("reconcile", "west"))
     assert any("cluster-info/east" in s for s in seen), f"the nudge's poll was not taken: {seen}"
     assert any(s.endswith("/dr-state") for s in seen), seen
+    assert not world.checker.violations
+
+
+def test_a_nudge_left_from_before_the_operator_started_is_not_waited_for() -> None:
+    # A site coming back finds every app nudged while it was away: its first poll reads what those
+    # nudges told, so its first reconcile of each app plans at once instead of waiting for a poll.
+    world = World(1, Variant(preferred="east"))
+    world.run(rounds())
+    world.kill("west")
+    nudge(world, "west", "sent-while-west-was-down")
+    world.start("west")
+    ctl = world.nodes["west"].controller
+    assert ctl is not None
+    # As the operator starts, its DRPolicy controller sets up the peering, and the first poll runs:
+    # the next poll may not be for a while.
+    ctl.peerings.get(PROFILE, "east", ())
+    world.step(("poll", "west"))
+    world.step(("tick", 0.1))
+    seen = counting(world, "west")
+    result = ctl.reconcile(KEY)
+    assert any(s.endswith("/dr-state") for s in seen), f"deferred instead of planning: {seen}"
+    assert result is None or not 0 < (result.requeue_after or 0) <= NUDGE_POLL_GAP
+    nudge(world, "west", "a-new-one")  # a nudge after that first look is news again
+    world.step(("poll", "west"))
+    world.step(("tick", 0.1))
+    result = ctl.reconcile(KEY)
+    assert result is not None and 0 < (result.requeue_after or 0) <= NUDGE_POLL_GAP
     assert not world.checker.violations
 
 
