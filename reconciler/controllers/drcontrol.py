@@ -89,6 +89,8 @@ class DRControlController:
     # When each app's PSK Secret was last found right: checked again only every PSK_RECHECK seconds.
     _psk_checked: dict[AppKey, float] = field(default_factory=dict)
     _nudges_seen: dict[AppKey, str] = field(default_factory=dict)
+    # A relocate asked and not yet planned for: (spec generation, monotonic time first seen).
+    _relocates_asked: dict[AppKey, tuple[int, float]] = field(default_factory=dict)
     _own_intents: dict[AppKey, DRIntent | None] = field(default_factory=dict)
     # Digest status hashes of releases confirmed against the per-app object.
     _confirmed_releases: dict[AppKey, str | None] = field(default_factory=dict)
@@ -288,6 +290,9 @@ class DRControlController:
             # taken: a plan now would rest on the snapshot the nudge says is old, and cost a dr-state
             # read for nothing. Whatever else queued this key waits as long (under NUDGE_POLL_GAP).
             return Result(requeue_after=nudge_wait)
+        fresh_wait = self._fresh_peer_view(drc, app, peering) if peering is not None else 0.0
+        if fresh_wait > 0:
+            return Result(requeue_after=fresh_wait)
 
         seen = drc  # what the planner continues from; `drc` stays the live object patches are based on
         application = self._application_view(drc, app)
@@ -393,6 +398,29 @@ class DRControlController:
         if known is None or not token or token == known:
             return 0.0
         return peering.reader.invalidate(min_gap=NUDGE_POLL_GAP)
+
+    def _fresh_peer_view(self, drc: Obj, app: AppKey, peering: Peering) -> float:
+        """A relocate just asked for is planned on the peer's objects as they are now. Returns the
+        seconds until the poll that reads them (0: this reconcile's snapshot is it).
+
+        A relocate is the action whose start rests on the peer's report (the source demotes only
+        once the target reports a healthy Secondary at this generation). A snapshot from before the
+        request may predate that report (a return or a repair just finished), and the relocate would
+        wait a whole poll interval for nothing. Relocates asked together share polls, at most one
+        every NUDGE_POLL_GAP.
+        """
+        gen = _generation(drc)
+        asked = (drc.get("spec") or {}).get("action") == Action.RELOCATE.value \
+            and (drc.get("status") or {}).get("observedGeneration") != gen
+        with self._lock:
+            if not asked:
+                self._relocates_asked.pop(app, None)
+                return 0.0
+            first = self._relocates_asked.get(app)
+            if first is None or first[0] != gen:
+                first = (gen, self.monotonic())
+                self._relocates_asked[app] = first
+        return peering.reader.poll_after(first[1], min_gap=NUDGE_POLL_GAP)
 
     def _nudge(self, peering: Peering, app: AppKey) -> None:
         if self.nudge is not None:
@@ -660,6 +688,7 @@ class DRControlController:
         with self._lock:
             self._own_intents.pop(app, None)
             self._psk_checked.pop(app, None)  # a new protection of the app checks its Secret at once
+            self._relocates_asked.pop(app, None)
 
     def keys_for_all(self) -> list[str]:
         return [key for ns in self.namespaces for key in self.cache.keys(DRCONTROL, ns)]

@@ -306,6 +306,15 @@ class PeerReader:
                 return 0.0
             return wait
 
+    def poll_after(self, since: float, min_gap: float = 0.0) -> float:
+        """Ask that the next snapshot come from a poll begun at or after `since` (this reader's
+        monotonic clock). Returns 0 when the snapshot held is one or the next snapshot polls, else
+        the seconds until it may poll (`min_gap` after the last poll began, as for `invalidate`)."""
+        with self._poll_lock:
+            if self._taken_at is not None and self._taken_at >= since and self._cache.get("s") is not None:
+                return 0.0
+        return self.invalidate(min_gap)
+
     def poll(self) -> PeerSnapshot:
         """Poll S3 now, bypassing the snapshot cache."""
         with self._poll_lock:

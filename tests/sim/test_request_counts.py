@@ -115,3 +115,34 @@ def test_the_events_of_a_step_that_re_planned_tell_the_change_from_the_stored_st
     phases = [m for _, reason, m in ctl.events.events if reason == "PhaseChanged"]
     assert phases == [f"phase {stored_phase} -> {after['status']['phase']}"], ctl.events.events
     assert ("Normal", "PrimaryChanged", "primary is west at generation 2") in ctl.events.events
+
+
+def test_a_new_relocate_looks_at_the_peer_as_it_is_now_not_as_the_last_poll_saw_it() -> None:
+    # The target's report changed after the source's last poll (here: its VRG was unhealthy for a
+    # moment; in the benchmark, a return that had just finished). A relocate asked right then must
+    # not wait a poll interval on the old picture of the target.
+    world = World(1, Variant(preferred="east"))
+    world.run(rounds())
+    world.run([("vrg_degrade", "west"), ("reconcile", "west"), ("poll", "east"),
+               ("vrg", "west"), ("reconcile", "west"), ("tick", 0.5)])
+    # The source's last poll began 0.5 s ago, before the target's report changed.
+    ctl = world.nodes["east"].controller
+    assert ctl is not None
+    seen = counting(world, "east")
+    world.step(("user", "east", "Relocate", "west"))
+    result = ctl.reconcile(KEY)
+    # Polls of one peer are NUDGE_POLL_GAP apart (a thousand relocates asked at once share them):
+    # the first reconcile waits for the next one instead of planning on the old picture.
+    assert seen == [] and result is not None and 0 < (result.requeue_after or 0) <= NUDGE_POLL_GAP, (seen, result)
+    world.step(("tick", NUDGE_POLL_GAP))
+    world.step(("reconcile", "east"))
+    vrg = world.vrg("east")
+    assert vrg is not None and vrg["spec"]["replicationState"] == "secondary", \
+        f"the relocate waited on a snapshot older than the request: {world.drcontrol('east')}"
+    assert any("cluster-info/west" in s for s in seen), seen
+    # The reconciles that follow (the VRG reporting back) share that poll instead of taking their own.
+    world.step(("vrg", "east"))
+    before = len([s for s in seen if "cluster-info/west" in s])
+    world.step(("reconcile", "east"))
+    assert len([s for s in seen if "cluster-info/west" in s]) == before, seen
+    assert not world.checker.violations
