@@ -28,6 +28,7 @@ the benchmark's own load on the API servers does not grow with the number of app
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -90,6 +91,9 @@ class Phase:
     #: Per app, from its request to the `completedAt` its target's operator recorded in
     #: `status.lastAction` (whole seconds): what the operator took, whatever this process saw when.
     per_app_by_operator: list[float] = field(default_factory=list)
+    #: CPU seconds during the phase of every process on the machine's cores: the servers of both
+    #: clusters, the S3 server, the operators, the simulators and this benchmark itself.
+    cpu_by_process: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         q = sorted(self.per_app)
@@ -114,7 +118,10 @@ class Phase:
                 f"operator CPU {1000 * self.operator_cpu / self.apps:.0f} ms per app"
                 + (f"; nudges sent {self.nudges.get('sent', 0)} ({self.nudges.get('coalesced', 0)} writes "
                    f"coalesced into them)" if self.nudges else "") + "\n"
-                f"{'':<10}Events per app: {events or 'none'}")
+                f"{'':<10}Events per app: {events or 'none'}"
+                + (f"\n{'':<10}CPU in the phase, ms per app: {cpu} (wall {self.total_from_first_request:.0f} s)"
+                   if (cpu := ", ".join(f"{k} {1000 * v / self.apps:.0f}" for k, v in
+                                        sorted(self.cpu_by_process.items(), key=lambda x: -x[1]))) else ""))
 
 
 @dataclass
@@ -338,6 +345,18 @@ class Site:
                 out[p.proc.pid] = proc_cpu_seconds(p.proc.pid)
         return out
 
+    def process_cpu(self) -> dict[str, tuple[int, float]]:
+        """CPU seconds so far of every running process of the benchmark: name -> (pid, seconds)."""
+        procs = {n: c.pid for n, c in self.env.components.items()}
+        procs |= {f"operator-{n}": p.proc.pid for n, p in self.operators.items() if p.proc is not None and p.running()}
+        procs |= {f"vrgsim-{n}": p.proc.pid for n, p in self.simulators.items() if p.proc is not None and p.running()}
+        out = {"bench": (os.getpid(), time.process_time())}
+        for n, pid in procs.items():
+            if pid:
+                with contextlib.suppress(OSError):
+                    out[n] = (pid, proc_cpu_seconds(pid))
+        return out
+
     def run_phase(self, name: str, start: Callable[[], dict[AppId, float]],
                   done: Callable[[View | None, View | None], bool], timeout: float,
                   action: tuple[str, str] | None = None) -> Phase:
@@ -348,6 +367,7 @@ class Site:
         self.requested_wall = {}
         before, events0 = self.counts(), self.events()
         cpu0 = self.operator_cpu()
+        procs0 = self.process_cpu()
         t_first = time.monotonic()
         requested = start()
         t_last = max(requested.values(), default=t_first)
@@ -368,6 +388,9 @@ class Site:
         after = self.counts()
         # An operator started during the phase counts from its start; one killed in it is left out.
         cpu = sum(c - cpu0.get(pid, 0.0) for pid, c in self.operator_cpu().items())
+        # A process started in the phase counts from its start, one killed in it is left out.
+        by_process = {n: c - (procs0[n][1] if n in procs0 and procs0[n][0] == pid else 0.0)
+                      for n, (pid, c) in self.process_cpu().items()}
         end = max(finished.values())
         by_operator: list[float] = []
         if action is not None:
@@ -379,7 +402,8 @@ class Site:
                      [finished[a] - requested.get(a, t_first) for a in self.apps],
                      part(after - before, "s3"), sum(part(after - before, "api").values()),
                      part(after - before, "api"), part(after - before, "reconciles"),
-                     dict(self.events() - events0), cpu, part(after - before, "nudges"), by_operator)
+                     dict(self.events() - events0), cpu, part(after - before, "nudges"), by_operator,
+                     by_process)
 
     def steady(self, seconds: float, quiet: float) -> Steady:
         time.sleep(quiet)  # first heartbeats and polls after the protection are not steady state
