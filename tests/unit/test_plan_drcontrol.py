@@ -700,7 +700,10 @@ def test_a_relocate_whose_source_vrg_will_not_demote_says_why() -> None:
 def test_events_tell_trouble_its_end_and_the_applications_go_not_every_condition() -> None:
     first = plan(inp("west", v=SECONDARY_READY_VRG, co=state("east", 1)))
     reasons = {(e.type, e.reason) for e in first.events}
-    assert ("Normal", "PhaseChanged") in reasons and ("Normal", "PrimaryChanged") in reasons
+    # The phase change rides on the Event that tells why: no PhaseChanged beside PrimaryChanged.
+    assert ("Normal", "PrimaryChanged") in reasons and ("Normal", "PhaseChanged") not in reasons
+    primary = next(e for e in first.events if e.reason == "PrimaryChanged")
+    assert primary.message.endswith(f"(phase (none) -> {first.status['phase']})"), primary
     # Ready, Reconciling and a healthy VRG just follow the phase: no Event of their own.
     assert not {r for _, r in reasons} & {"Secondary", "Idle"}, first.events
     # Trouble, and its end, are news.
