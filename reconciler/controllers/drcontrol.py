@@ -84,7 +84,8 @@ class DRControlController:
     # The seed the VolSync PSK Secrets are derived from (none configured by default).
     volsync_keys: VolSyncKeys = field(default_factory=VolSyncKeys)
     monotonic: Callable[[], float] = time.monotonic
-    # Whether the key being reconciled was queued only by a periodic resync (WorkQueue.routine).
+    # Whether the key being reconciled was queued only by a periodic resync or a change of the
+    # peer's report (WorkQueue.routine): nothing says dr-state changed.
     routine: Callable[[str], bool] = lambda _key: False
     # When each app's PSK Secret was last found right: checked again only every PSK_RECHECK seconds.
     _psk_checked: dict[AppKey, float] = field(default_factory=dict)
@@ -300,10 +301,11 @@ class DRControlController:
         vrg_fresh = False
         # dr-state as the last won write left it, or as read before an intent write (which leaves it)
         written: Record[DRState] | None = None
-        # A resync brings no news: it may plan from the dr-state last read or written, and goes on
-        # only if that plan changes nothing that rests on dr-state (_quiet). So the hourly resync
-        # of every app costs no S3 request; what changes in S3 is found by the polls, the nudges
-        # and the rotating checks.
+        # A resync brings no news of dr-state, nor does a peer report at the generation held: such a
+        # reconcile may plan from the dr-state last read or written, and goes on only if that plan
+        # changes nothing that rests on dr-state (_quiet). So the hourly resync of every app, and
+        # the reconciles a peer's reports bring during its actions, cost no dr-state read; a peer
+        # report or intent at a later generation says the peer moved dr-state on, and it is read.
         light = peering is not None and self.routine(key)
         for _ in range(MAX_REPLANS + 1):
             if peering is not None:
@@ -312,6 +314,9 @@ class DRControlController:
                     known = peering.coordinator.cached_dr_state(app)
                     light = known is not None
                 co, rec = self.coordination(peering, app, known)
+                if light and written is None and _peer_ahead(co, rec):
+                    light = False
+                    continue  # the peer moved dr-state on: read it
             else:
                 reason = "ConditionalWritesUnsupported" if peering_problem.startswith(UNFIT) else "S3Misconfigured"
                 co, rec = Coordination(error=CoordinationError(reason, peering_problem)), None
@@ -743,6 +748,13 @@ def _quiet(p: Plan, drc: Obj, vrg: Obj | None, peering: Peering, app: AppKey) ->
         if entry is None or entry.status_hash != p.publish.content_hash():
             return False
     return _ready({"status": p.status}) == _ready(drc)
+
+
+def _peer_ahead(co: Coordination, held: Record[DRState] | None) -> bool:
+    """The peer reports or asks at a generation after the dr-state held: it moved dr-state on."""
+    generation = held.value.generation if held is not None else 0
+    return (co.peer_status is not None and co.peer_status.observed_generation > generation) or \
+        (co.peer_intent is not None and co.peer_intent.base_generation > generation)
 
 
 def _releases(p: Plan, co: Coordination) -> bool:

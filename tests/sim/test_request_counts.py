@@ -14,7 +14,7 @@ from reconciler.controllers.drcontrol import NUDGE_POLL_GAP
 from reconciler.controllers.nudge import NUDGE_ANNOTATION
 from tests.sim.memkube import ListRecorder
 from tests.sim.scenarios import rounds
-from tests.sim.world import APP, KEY, NS, PROFILE, Variant, World
+from tests.sim.world import APP, KEY, NS, POLL, PROFILE, Variant, World
 
 
 def counting(world: World, cluster: str) -> list[str]:
@@ -145,4 +145,34 @@ def test_a_new_relocate_looks_at_the_peer_as_it_is_now_not_as_the_last_poll_saw_
     before = len([s for s in seen if "cluster-info/west" in s])
     world.step(("reconcile", "east"))
     assert len([s for s in seen if "cluster-info/west" in s]) == before, seen
+    assert not world.checker.violations
+
+
+def test_a_routine_reconcile_after_a_peer_report_at_the_held_generation_reads_no_dr_state() -> None:
+    # A peer report queues its app as routine (Manager._peer_changes): it tells what the peer did,
+    # not that dr-state changed. A report of the peer's VRG health needs no dr-state read here.
+    world = World(1, Variant(preferred="east"))
+    world.run(rounds())
+    world.run([("vrg_degrade", "west"), ("reconcile", "west"), ("tick", POLL), ("poll", "east")])
+    seen = counting(world, "east")
+    world.step(("resync", "east"))
+    assert not [s for s in seen if s.endswith("/dr-state")], seen
+    drc = world.drcontrol("east")
+    assert drc is not None and drc["status"]["peerStatus"]["vrgHealthy"] is False, "the report was not taken in"
+    assert not world.checker.violations
+
+
+def test_a_routine_reconcile_that_finds_the_peer_at_a_later_generation_reads_dr_state() -> None:
+    # West failed over while east still held generation 1. West's report at generation 2 says
+    # dr-state moved on: planning from the held generation would keep east's VRG primary until a
+    # rotating check came round to the app (hours at a thousand apps).
+    world = World(1, Variant(preferred="east"))
+    world.run(rounds())
+    world.run([("user", "west", "Failover", "west"), ("reconcile", "west"), ("vrg", "west"),
+               ("reconcile", "west"), ("tick", POLL), ("poll", "east")])
+    seen = counting(world, "east")
+    world.step(("resync", "east"))
+    assert "s3 GET ns/app/dr-state" in seen, seen
+    vrg = world.vrg("east")
+    assert vrg is not None and vrg["spec"]["replicationState"] == "secondary", vrg
     assert not world.checker.violations

@@ -77,3 +77,21 @@ def test_a_nudge_poll_hands_over_the_changes_of_every_app() -> None:
     assert reader.invalidate(min_gap=1.0) == 0.0  # one nudge, naming one app
     reader.snapshot()
     assert told == [frozenset(apps)]
+
+
+def test_the_apps_a_poll_found_changed_are_queued_as_routine_unless_something_else_queued_them() -> None:
+    # A peer report is not news of dr-state: the reconcile it brings may plan from the dr-state held
+    # (DRControlController.reconcile reads it when the plan would act or the report is ahead).
+    from types import SimpleNamespace
+
+    from reconciler.kube.workqueue import WorkQueue
+    from reconciler.manager import Manager
+
+    queue = WorkQueue()
+    manager = Manager.__new__(Manager)
+    manager.controllers = [SimpleNamespace(queue=queue)]  # type: ignore[list-item]
+    manager._peer_changes("east", frozenset({AppKey("ns", "a"), AppKey("ns", "b")}))
+    queue.add("ns/b")  # and an event of b's own (a VRG update): that one is news
+    taken = {queue.get(timeout=1), queue.get(timeout=1)}
+    assert taken == {"ns/a", "ns/b"}
+    assert queue.routine("ns/a") and not queue.routine("ns/b")
