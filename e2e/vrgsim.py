@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--delay", type=float, default=1.0, help="seconds before acting on a new spec")
     p.add_argument("--timeline", type=Path, default=None, help="append a JSON-lines timeline here")
     p.add_argument("--workers", type=int, default=1,
-                   help="VRGs acted on at once (Ramen's maxConcurrentReconciles: 1 unless its config sets it)")
+                   help="VRGs acted on at once, as Ramen's VRG controller runs maxConcurrentReconciles "
+                        "reconciles (50 in its default RamenConfig, 1 when a config file leaves it out)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s vrgsim[{args.cluster}] %(message)s")
     api = CustomObjectsApi(config.new_client_from_config(config_file=args.kubeconfig))

@@ -30,31 +30,27 @@ def object_kind(key: str) -> str:
     return "other"
 
 
-class _KubeRequests(Collector):
-    def __init__(self, stats: RequestStats) -> None:
-        self.stats = stats
+class _CountsBy(Collector):
+    """A counter family read from counts kept elsewhere (one label), at every scrape."""
 
-    def collect(self) -> Any:
-        by_verb: dict[str, int] = {}
-        for (_origin, verb), n in self.stats.snapshot().items():
-            by_verb[verb] = by_verb.get(verb, 0) + n
-        family = CounterMetricFamily("ramen_p2p_kube_requests", "API server requests by verb", labels=["verb"])
-        for verb, n in sorted(by_verb.items()):
-            family.add_metric([verb], n)
-        yield family
-
-
-class _Nudges(Collector):
-    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(self, name: str, documentation: str, label: str, counts: Callable[[], Mapping[str, int]]) -> None:
+        self.name, self.documentation, self.label = name, documentation, label
         self.counts = counts
 
     def collect(self) -> Any:
-        family = CounterMetricFamily("ramen_p2p_peer_nudges", "Nudges to the peer's operator by outcome "
-                                     "(coalesced: a write told by a nudge sent for a later one)",
-                                     labels=["outcome"])
-        for outcome, n in sorted(self.counts().items()):
-            family.add_metric([outcome], n)
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, n in sorted(self.counts().items()):
+            family.add_metric([value], n)
         yield family
+
+
+def _by_verb(stats: RequestStats) -> Callable[[], Mapping[str, int]]:
+    def counts() -> Mapping[str, int]:
+        by_verb: dict[str, int] = {}
+        for (_origin, verb), n in stats.snapshot().items():
+            by_verb[verb] = by_verb.get(verb, 0) + n
+        return by_verb
+    return counts
 
 
 class Metrics:
@@ -101,8 +97,8 @@ class Metrics:
         # The label values exported per DRControl, so a change (or a deletion) removes the old series.
         self._series: dict[tuple[str, str], dict[Gauge, set[tuple[str, ...]]]] = {}
         self._series_lock = threading.Lock()
-        self._kube_requests: _KubeRequests | None = None
-        self._nudges: _Nudges | None = None
+        self._kube_requests: _CountsBy | None = None
+        self._nudges: _CountsBy | None = None
 
     def timed(self, controller: str, fn: Callable[[str], Result | None]) -> Callable[[str], Result | None]:
         """Wrap a reconcile function to count and time it."""
@@ -152,14 +148,16 @@ class Metrics:
     def count_kube_requests(self, stats: RequestStats) -> None:
         """Export the API client's request counts (ramen_p2p_kube_requests_total by verb)."""
         if self._kube_requests is None:
-            self._kube_requests = _KubeRequests(stats)
+            self._kube_requests = _CountsBy("ramen_p2p_kube_requests", "API server requests by verb", "verb",
+                                            _by_verb(stats))
             self.registry.register(self._kube_requests)
-        self._kube_requests.stats = stats  # a later Manager on the same metrics counts its own client
+        self._kube_requests.counts = _by_verb(stats)  # a later Manager on the same metrics counts its own client
 
     def count_nudges(self, counts: Callable[[], Mapping[str, int]]) -> None:
         """Export the nudger's counts (ramen_p2p_peer_nudges_total by outcome)."""
         if self._nudges is None:
-            self._nudges = _Nudges(counts)
+            self._nudges = _CountsBy("ramen_p2p_peer_nudges", "Nudges to the peer's operator by outcome "
+                                     "(coalesced: a write told by a nudge sent for a later one)", "outcome", counts)
             self.registry.register(self._nudges)
         self._nudges.counts = counts
 
