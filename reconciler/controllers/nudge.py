@@ -36,6 +36,9 @@ NUDGE_ANNOTATION = "drcontrol.ramendr.openshift.io/nudge"
 KUBECONFIG_KEY = "kubeconfig"
 #: Nudges to one peer are at least this far apart (the peer polls at most once a second for them).
 SEND_GAP = 0.5
+#: The apps of the latest writes a coalesced nudge may name: when the peer has no DRControl for the
+#: latest (it does not protect that app, or not yet), the nudge goes to the one before.
+NUDGE_CANDIDATES = 4
 
 
 # Kubeconfig user entries that run a program or read the operator's own files: a Secret that names
@@ -113,6 +116,9 @@ def peer_config(secret: Obj, ep: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+_SENT, _MISSING, _FAILED = "sent", "missing", "failed"
+
+
 class PeerNudger:
     """Sends nudges. The peer's client is built from its Secret, which is read again at most every
     `secret_recheck` seconds (a relocate of N apps sends several nudges per app, and each used to
@@ -136,8 +142,9 @@ class PeerNudger:
         # site failover every report would otherwise try the lost site (its poll gets there anyway).
         self.unreachable_pause = unreachable_pause
         self._paused_until: dict[str, float] = {}
-        # Per peer: the app of the latest write not told yet, and whether a sender runs for it.
-        self._pending: dict[str, tuple[str, str]] = {}
+        # Per peer: the apps of the latest writes not told yet (newest last, at most
+        # NUDGE_CANDIDATES), and whether a sender runs for them.
+        self._pending: dict[str, list[tuple[str, str]]] = {}
         self._busy: set[str] = set()
         self._stopping = threading.Event()
         self.sent = 0
@@ -180,9 +187,13 @@ class PeerNudger:
             if self._mono() < self._paused_until.get(peer, float("-inf")):
                 self.skipped += 1
                 return
-            if peer in self._pending:
+            apps = self._pending.setdefault(peer, [])
+            if apps:
                 self.coalesced += 1
-            self._pending[peer] = (namespace, name)
+            if (namespace, name) in apps:
+                apps.remove((namespace, name))
+            apps.append((namespace, name))
+            del apps[:-NUDGE_CANDIDATES]
             if peer in self._busy:
                 return  # the running sender tells it with its next nudge
             self._busy.add(peer)
@@ -192,27 +203,34 @@ class PeerNudger:
         """Send the peer's pending nudge, then wait `send_gap` for writes to gather; until none is left."""
         while True:
             with self._lock:
-                target = self._pending.pop(peer, None)
-                if target is None or self._stopping.is_set():
+                targets = self._pending.pop(peer, None)
+                if not targets or self._stopping.is_set():
                     self._busy.discard(peer)
                     return
-            if not self._send(peer, ep, *target):
+            # Newest first: any of them tells of every write before the latest.
+            outcome = _MISSING
+            for target in reversed(targets):
+                outcome = self._send(peer, ep, *target)
+                if outcome != _MISSING:
+                    break
+            if outcome == _FAILED:
                 with self._lock:
                     self._busy.discard(peer)
                 return
             self._stopping.wait(self.send_gap)
 
-    def _send(self, peer: str, ep: dict[str, Any], namespace: str, name: str) -> bool:
-        """One nudge; False when the peer's API server did not take it (the next poll gets there)."""
+    def _send(self, peer: str, ep: dict[str, Any], namespace: str, name: str) -> str:
+        """One nudge: _SENT; _MISSING when the peer has no such DRControl; _FAILED when its API server
+        did not take it (the next poll gets there)."""
         try:
             client = self._client(peer, ep)
             client.merge_patch(DRCONTROL, name, namespace,
                                {"metadata": {"annotations": {NUDGE_ANNOTATION: secrets.token_hex(8)}}})
             self.sent += 1
-            return True
+            return _SENT
         except Exception as e:  # a nudge is best effort: the peer's next poll gets there anyway
             if isinstance(e, ApiError) and e.not_found:
-                return True  # the peer does not protect this app (yet)
+                return _MISSING  # the peer does not protect this app (yet)
             if isinstance(e, ApiError) and e.status in (401, 403):
                 with self._lock:
                     self._clients.pop(peer, None)  # rotated credentials: read the Secret again next time
@@ -221,7 +239,7 @@ class PeerNudger:
                     self._paused_until[peer] = self._mono() + self.unreachable_pause
             self.failed += 1
             log.warning("could not nudge %s: %s", peer, e, extra={"key": f"{namespace}/{name}"})
-            return False
+            return _FAILED
 
     def counts(self) -> dict[str, int]:
         return {"sent": self.sent, "failed": self.failed, "skipped": self.skipped, "coalesced": self.coalesced}

@@ -160,3 +160,36 @@ def test_nudges_to_one_peer_are_at_least_the_gap_apart(env: Env, monkeypatch: py
     assert 2 <= len(sent_at) <= 3, sent_at
     assert all(b - a >= 0.29 for a, b in itertools.pairwise(sent_at)), sent_at
     nudger.stop()
+
+
+def test_a_coalesced_nudge_whose_app_the_peer_lacks_goes_to_the_app_written_before(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The nudge names the latest write's app, but tells of every write before it: if the peer has
+    # no DRControl for that app (not protected there yet), the writes before it must still be told.
+    nudger = PeerNudger(cache=None, read_secret=env.read_secret, workers=1,  # type: ignore[arg-type]
+                        monotonic=lambda: env.t, send_gap=0.05)
+    calls: list[str] = []
+    first_sent, release = threading.Event(), threading.Event()
+
+    def patch(self: KubeClient, rt: Any, name: str, *a: Any, **kw: Any) -> Any:
+        calls.append(name)
+        if name == "a":
+            first_sent.set()
+            assert release.wait(5)
+        if name == "new":
+            raise ApiError(404, "NotFound", "drcontrols.ramendr.openshift.io \"new\" not found")
+        return {}
+
+    monkeypatch.setattr(KubeClient, "merge_patch", patch)
+    monkeypatch.setattr(nudger, "_endpoint", lambda peer: EP)
+    nudger.nudge("west", "ns", "a")
+    assert first_sent.wait(5)
+    nudger.nudge("west", "ns", "b")
+    nudger.nudge("west", "ns", "new")  # the latest write is of an app the peer does not have
+    release.set()
+    deadline = time.monotonic() + 5
+    while nudger._busy and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert calls == ["a", "new", "b"], calls
+    assert nudger.sent == 2 and nudger.failed == 0
+    nudger.stop()
