@@ -693,7 +693,10 @@ class DRControlController:
         with self._lock:
             self._own_intents.pop(app, None)
             self._psk_checked.pop(app, None)  # a new protection of the app checks its Secret at once
-            self._relocates_asked.pop(app, None)
+            # Nothing of a removed protection stays in memory (a site that protects and releases
+            # apps for months would otherwise grow with every app it ever had).
+            for memory in (self._relocates_asked, self._nudges_seen, self._confirmed_releases, self._applications):
+                memory.pop(app, None)
 
     def keys_for_all(self) -> list[str]:
         return [key for ns in self.namespaces for key in self.cache.keys(DRCONTROL, ns)]

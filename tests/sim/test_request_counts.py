@@ -7,14 +7,17 @@ what changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from reconciler.api import DRCONTROL
 from reconciler.controllers.drcontrol import NUDGE_POLL_GAP
 from reconciler.controllers.nudge import NUDGE_ANNOTATION
+from reconciler.s3peer import AppKey
 from tests.sim.memkube import ListRecorder
 from tests.sim.scenarios import rounds
 from tests.sim.world import APP, KEY, NS, POLL, PROFILE, Variant, World
+
+APP_KEY = AppKey(NS, APP)
 
 
 def counting(world: World, cluster: str) -> list[str]:
@@ -175,4 +178,22 @@ def test_a_routine_reconcile_that_finds_the_peer_at_a_later_generation_reads_dr_
     assert "s3 GET ns/app/dr-state" in seen, seen
     vrg = world.vrg("east")
     assert vrg is not None and vrg["spec"]["replicationState"] == "secondary", vrg
+    assert not world.checker.violations
+
+
+def test_a_removed_protection_leaves_nothing_of_its_app_in_the_controllers_memory() -> None:
+    world = World(1, Variant(preferred="east"))
+    world.run(rounds())
+    ctl = world.nodes["east"].controller
+    assert ctl is not None and APP_KEY in ctl._nudges_seen
+    for _ in range(6):  # both clusters let go: VRGs deleted, keys removed, finalizers dropped
+        for c in ("east", "west"):
+            world.run([("delete", c), ("reconcile", c), ("vrg", c), ("reconcile", c)])
+        world.step(("tick", 2))
+    assert world.drcontrol("east") is None and world.drcontrol("west") is None
+    memories: dict[str, Mapping[AppKey, object]] = {
+        "nudges seen": ctl._nudges_seen, "own intents": ctl._own_intents, "PSK checks": ctl._psk_checked,
+        "confirmed releases": ctl._confirmed_releases, "applications": ctl._applications,
+        "relocates asked": ctl._relocates_asked}
+    assert {name for name, memory in memories.items() if APP_KEY in memory} == set()
     assert not world.checker.violations
