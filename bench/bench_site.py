@@ -337,14 +337,6 @@ class Site:
         with ThreadPoolExecutor(8) as pool:
             return dict(pool.map(one, self.apps))
 
-    def operator_cpu(self) -> dict[int, float]:
-        """CPU seconds so far of each running operator, by pid."""
-        out = {}
-        for p in self.operators.values():
-            if p.proc is not None and p.running():
-                out[p.proc.pid] = proc_cpu_seconds(p.proc.pid)
-        return out
-
     def process_cpu(self) -> dict[str, tuple[int, float]]:
         """CPU seconds so far of every running process of the benchmark: name -> (pid, seconds)."""
         procs = {n: c.pid for n, c in self.env.components.items()}
@@ -366,7 +358,6 @@ class Site:
         operator recorded, against the wall-clock time of its request."""
         self.requested_wall = {}
         before, events0 = self.counts(), self.events()
-        cpu0 = self.operator_cpu()
         procs0 = self.process_cpu()
         t_first = time.monotonic()
         requested = start()
@@ -386,11 +377,10 @@ class Site:
                                    + "\n".join(f"--- {p.name} ---\n{p.tail(8)}" for p in self.operators.values()))
             check = self.observer.changed(timeout=1.0)
         after = self.counts()
-        # An operator started during the phase counts from its start; one killed in it is left out.
-        cpu = sum(c - cpu0.get(pid, 0.0) for pid, c in self.operator_cpu().items())
         # A process started in the phase counts from its start, one killed in it is left out.
         by_process = {n: c - (procs0[n][1] if n in procs0 and procs0[n][0] == pid else 0.0)
                       for n, (pid, c) in self.process_cpu().items()}
+        cpu = sum(c for n, c in by_process.items() if n.startswith("operator-"))
         end = max(finished.values())
         by_operator: list[float] = []
         if action is not None:

@@ -56,6 +56,33 @@ def nudger(env: Env) -> Iterator[PeerNudger]:
     n.stop()
 
 
+class HeldFirst:
+    """The peer's API server as the nudger sees it: records each nudged name, holds the first nudge
+    in flight until `release` is set, and answers 404 for the names in `missing`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, nudger: PeerNudger, missing: tuple[str, ...] = ()) -> None:
+        self.calls: list[str] = []
+        self.first_sent, self.release = threading.Event(), threading.Event()
+        self.missing = missing
+        monkeypatch.setattr(KubeClient, "merge_patch", self.patch)
+        monkeypatch.setattr(nudger, "_endpoint", lambda peer: EP)
+
+    def patch(self, rt: Any, name: str, *a: Any, **kw: Any) -> Any:
+        self.calls.append(name)
+        if not self.first_sent.is_set():
+            self.first_sent.set()
+            assert self.release.wait(5)
+        if name in self.missing:
+            raise ApiError(404, "NotFound", f'drcontrols.ramendr.openshift.io "{name}" not found')
+        return {}
+
+
+def wait_idle(nudger: PeerNudger) -> None:
+    deadline = time.monotonic() + 5
+    while nudger._busy and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def test_the_secret_is_read_once_per_recheck_interval(env: Env, nudger: PeerNudger) -> None:
     first = nudger._client("west", EP)
     for _ in range(50):
@@ -116,28 +143,18 @@ def test_writes_made_while_a_nudge_is_sent_are_told_by_one_more_nudge(env: Env, 
     # before it: 1,000 writes must not be 1,000 PATCHes to the peer's API server.
     nudger = PeerNudger(cache=None, read_secret=env.read_secret, workers=1,  # type: ignore[arg-type]
                         monotonic=lambda: env.t, send_gap=0.2)
-    calls: list[str] = []
-    first_sent, release = threading.Event(), threading.Event()
-
-    def patch(self: KubeClient, rt: Any, name: str, *a: Any, **kw: Any) -> Any:
-        calls.append(name)
-        first_sent.set()
-        assert release.wait(5)
-        return {}
-
-    monkeypatch.setattr(KubeClient, "merge_patch", patch)
-    monkeypatch.setattr(nudger, "_endpoint", lambda peer: EP)
+    peer = HeldFirst(monkeypatch, nudger)
     nudger.nudge("west", "ns", "a")
-    assert first_sent.wait(5)
+    assert peer.first_sent.wait(5)
     for name in ("b", "c", "d"):  # while "a" is in flight
         nudger.nudge("west", "ns", name)
-    release.set()
+    peer.release.set()
     nudger._pool.submit(lambda: None).result(5)  # the sender ran dry
-    assert calls == ["a", "d"], "the writes after the first are told by one nudge naming the latest"
+    assert peer.calls == ["a", "d"], "the writes after the first are told by one nudge naming the latest"
     assert nudger.sent == 2 and nudger.coalesced == 2
     nudger.nudge("west", "ns", "e")  # nothing in flight: sent at once
     nudger._pool.submit(lambda: None).result(5)
-    assert calls == ["a", "d", "e"]
+    assert peer.calls == ["a", "d", "e"]
     nudger.stop()
 
 
@@ -154,9 +171,7 @@ def test_nudges_to_one_peer_are_at_least_the_gap_apart(env: Env, monkeypatch: py
     for i in range(6):
         nudger.nudge("west", "ns", f"app-{i}")
         time.sleep(0.1)
-    deadline = time.monotonic() + 5
-    while nudger._busy and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_idle(nudger)
     assert 2 <= len(sent_at) <= 3, sent_at
     assert all(b - a >= 0.29 for a, b in itertools.pairwise(sent_at)), sent_at
     nudger.stop()
@@ -168,28 +183,13 @@ def test_a_coalesced_nudge_whose_app_the_peer_lacks_goes_to_the_app_written_befo
     # no DRControl for that app (not protected there yet), the writes before it must still be told.
     nudger = PeerNudger(cache=None, read_secret=env.read_secret, workers=1,  # type: ignore[arg-type]
                         monotonic=lambda: env.t, send_gap=0.05)
-    calls: list[str] = []
-    first_sent, release = threading.Event(), threading.Event()
-
-    def patch(self: KubeClient, rt: Any, name: str, *a: Any, **kw: Any) -> Any:
-        calls.append(name)
-        if name == "a":
-            first_sent.set()
-            assert release.wait(5)
-        if name == "new":
-            raise ApiError(404, "NotFound", "drcontrols.ramendr.openshift.io \"new\" not found")
-        return {}
-
-    monkeypatch.setattr(KubeClient, "merge_patch", patch)
-    monkeypatch.setattr(nudger, "_endpoint", lambda peer: EP)
+    peer = HeldFirst(monkeypatch, nudger, missing=("new",))
     nudger.nudge("west", "ns", "a")
-    assert first_sent.wait(5)
+    assert peer.first_sent.wait(5)
     nudger.nudge("west", "ns", "b")
     nudger.nudge("west", "ns", "new")  # the latest write is of an app the peer does not have
-    release.set()
-    deadline = time.monotonic() + 5
-    while nudger._busy and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert calls == ["a", "new", "b"], calls
+    peer.release.set()
+    wait_idle(nudger)
+    assert peer.calls == ["a", "new", "b"], peer.calls
     assert nudger.sent == 2 and nudger.failed == 0
     nudger.stop()
