@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
-from reconciler.api.common import Fields, ModelError, emit, format_time, time_field
+from reconciler.api.common import Fields, ModelError, emit, format_time, parse_time, time_field
 
 TRUE: Final = "True"
 FALSE: Final = "False"
@@ -143,6 +143,15 @@ def is_condition_true(conditions: Sequence[Condition], cond_type: str, generatio
 MAX_MESSAGE = 4096
 
 
+def _after(previous: str, now: datetime) -> str:
+    """`now`, or one second after `previous` when `now` is not later (times have second precision)."""
+    try:
+        floor = parse_time(previous) + timedelta(seconds=1)
+    except ValueError:
+        return format_time(now)
+    return format_time(max(now, floor))
+
+
 def set_condition(
     conditions: Sequence[Condition],
     cond_type: str,
@@ -157,6 +166,9 @@ def set_condition(
 
     lastTransitionTime moves to `now` only when the status changes, so watchers see when a
     condition last flipped, not when it was last recomputed. Order of the other conditions is kept.
+    A flip within the second of the previous one moves it one second on: the times of one condition
+    strictly increase, so a value naming one transition (the stop acknowledgement names a withdrawal
+    of ReadyForApplication by its time) never also names a later one.
     """
     # The CRDs cap messages at 32768 characters; a longer one (e.g. quoting a hostile S3 value) would
     # make every status write fail with 422. Messages are for people: the start says what matters.
@@ -174,7 +186,7 @@ def set_condition(
             out.append(c)
             continue
         found = True
-        ltt = c.last_transition_time if c.status == status_str else format_time(now)
+        ltt = c.last_transition_time if c.status == status_str else _after(c.last_transition_time, now)
         out.append(
             replace(
                 c,

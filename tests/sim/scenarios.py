@@ -194,4 +194,18 @@ SCENARIOS: dict[str, tuple[Variant, list[Event], str]] = {
         ("user", "east", "Failover", "east"), *rounds(3), ("argocd", "east"), ("s3", "west", "up"),
         ("reconcile", "west"), ("argoack", "west"), *rounds(2), ("argocd", "west"), ("argoack", "west"), *rounds(2),
     ], "I6"),
+    # The plugin acknowledged the first withdrawal of ReadyForApplication (before the application
+    # ever ran); a relocate withdrew it again within the same second. Both withdrawals carried one
+    # transition time, so the old acknowledgement passed for the new one and the source demoted
+    # under the running application (seed 204706; relocate asked on the target only).
+    "acknowledgement-of-an-earlier-withdrawal-in-the-same-second": (Variant(preferred="west", argocd=True), [
+        ("reconcile", "west"), ("reconcile", "east"), ("vrg", "west"), ("argoack", "west"), ("reconcile", "west"),
+        ("argocd", "west"), ("argoack", "east"), ("user", "east", "Relocate", "east"),
+    ], "I6"),
+    # The same with the relocate asked on the source, while moving to three stores (seed 208958).
+    "acknowledgement-of-an-earlier-withdrawal-asked-on-the-source": (
+        Variant(preferred="west", migrate=True, argocd=True), [
+            ("reconcile", "west"), ("argoack", "west"), ("vrg", "west"), ("reconcile", "west"), ("argocd", "west"),
+            ("resync", "east"), ("user", "west", "Relocate", "east"), ("argoack", "east"),
+        ], "I6"),
 }

@@ -570,6 +570,18 @@ def test_set_condition_moves_transition_time_when_status_changes() -> None:
     assert c is not None and c.status == "False" and c.last_transition_time == format_time(T1)
 
 
+def test_flips_within_one_second_get_distinct_increasing_transition_times() -> None:
+    # The stop acknowledgement names a withdrawal by its time: a later withdrawal in the same
+    # second must not carry the time an earlier one was acknowledged with.
+    conds = set_condition([], "ReadyForApplication", False, "A", "", now=T0)
+    conds = set_condition(conds, "ReadyForApplication", True, "B", "", now=T0)
+    conds = set_condition(conds, "ReadyForApplication", False, "C", "", now=T0)
+    c = get_condition(conds, "ReadyForApplication")
+    assert c is not None and c.last_transition_time == format_time(T0 + timedelta(seconds=2))
+    later = get_condition(set_condition(conds, "ReadyForApplication", True, "D", "", now=T1), "ReadyForApplication")
+    assert later is not None and later.last_transition_time == format_time(T1)
+
+
 def test_set_condition_is_pure_and_keeps_order() -> None:
     base = set_condition([], "Ready", False, "A", "", now=T0)
     base = set_condition(base, "Stalled", False, "A", "", now=T0)
