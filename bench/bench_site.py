@@ -51,6 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import urllib3
 from kubernetes import client, config, watch
 
 from e2e import harness
@@ -60,6 +61,7 @@ from reconciler.durations import parse_duration
 
 CLUSTERS = ("east", "west")
 TICKS = os.sysconf("SC_CLK_TCK")
+SERVER_LINE = re.compile(r'^apiserver_request_total\{([^}]*)\} (\S+)$')
 SAMPLE_LINE = re.compile(r'^ramen_p2p_(s3_object_requests|kube_requests|reconcile|peer_nudges)_total\{([^}]*)\} (\S+)$')
 #: Which label of each counter the figures are split by.
 SPLIT_BY = {"s3_object_requests": ("s3", "object"), "kube_requests": ("api", "verb"),
@@ -94,6 +96,9 @@ class Phase:
     #: CPU seconds during the phase of every process on the machine's cores: the servers of both
     #: clusters, the S3 server, the operators, the simulators and this benchmark itself.
     cpu_by_process: dict[str, float] = field(default_factory=dict)
+    #: What the API servers themselves served during the phase, from every client (operators,
+    #: simulators, this benchmark), by "<resource>[/<subresource>] <VERB>"; watches left out.
+    server_requests: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         q = sorted(self.per_app)
@@ -119,6 +124,9 @@ class Phase:
                 + (f"; nudges sent {self.nudges.get('sent', 0)} ({self.nudges.get('coalesced', 0)} writes "
                    f"coalesced into them)" if self.nudges else "") + "\n"
                 f"{'':<10}Events per app: {events or 'none'}"
+                + (f"\n{'':<10}API servers served, per app (all clients): {served}" if (served := ", ".join(
+                    f"{k} {v / self.apps:.1f}" for k, v in sorted(self.server_requests.items(), key=lambda x: -x[1])
+                    if v / self.apps >= 0.05)) else "")
                 + (f"\n{'':<10}CPU in the phase, ms per app: {cpu} (wall {self.total_from_first_request:.0f} s)"
                    if (cpu := ", ".join(f"{k} {1000 * v / self.apps:.0f}" for k, v in
                                         sorted(self.cpu_by_process.items(), key=lambda x: -x[1]))) else ""))
@@ -174,6 +182,28 @@ def scrape(port: int) -> Counter[str]:
         labels = dict(kv.split("=", 1) for kv in m.group(2).split(","))
         prefix, label = SPLIT_BY[m.group(1)]
         out[f"{prefix}/{labels.get(label, '').strip(chr(34))}"] += int(float(m.group(3)))
+    return out
+
+
+def scrape_server(cluster: Cluster) -> Counter[str]:
+    """The API server's own count of the requests it served, by resource[/subresource] and verb."""
+    out: Counter[str] = Counter()
+    try:
+        resp = cluster.api.call_api("/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False,
+                                    _request_timeout=10)
+        text = resp[0].data.decode()
+    except (OSError, client.ApiException, urllib3.exceptions.HTTPError):
+        return out  # a server that cannot answer counts nothing
+    for line in text.splitlines():
+        m = SERVER_LINE.match(line)
+        if not m:
+            continue
+        labels = dict(kv.split("=", 1) for kv in m.group(1).split(","))
+        get = {k: v.strip(chr(34)) for k, v in labels.items()}.get
+        if not get("resource") or get("verb") == "WATCH":
+            continue
+        sub = f"/{get('subresource')}" if get("subresource") else ""
+        out[f"{get('resource')}{sub} {get('verb')}"] += int(float(m.group(2)))
     return out
 
 
@@ -308,6 +338,13 @@ class Site:
                 out[str(ev.reason)] += int(ev.count or 1)
         return out
 
+    def served(self) -> Counter[str]:
+        """Requests both API servers served so far (see `scrape_server`)."""
+        out: Counter[str] = Counter()
+        for c in self.clusters.values():
+            out += scrape_server(c)
+        return out
+
     def kill(self, name: str) -> None:
         self._offset[name] = self._offset.get(name, Counter()) + scrape(self.ports[name])
         self.operators[name].kill()
@@ -358,6 +395,7 @@ class Site:
         operator recorded, against the wall-clock time of its request."""
         self.requested_wall = {}
         before, events0 = self.counts(), self.events()
+        served0 = self.served()
         procs0 = self.process_cpu()
         t_first = time.monotonic()
         requested = start()
@@ -377,6 +415,7 @@ class Site:
                                    + "\n".join(f"--- {p.name} ---\n{p.tail(8)}" for p in self.operators.values()))
             check = self.observer.changed(timeout=1.0)
         after = self.counts()
+        served = self.served() - served0
         # A process started in the phase counts from its start, one killed in it is left out.
         by_process = {n: c - (procs0[n][1] if n in procs0 and procs0[n][0] == pid else 0.0)
                       for n, (pid, c) in self.process_cpu().items()}
@@ -393,7 +432,7 @@ class Site:
                      part(after - before, "s3"), sum(part(after - before, "api").values()),
                      part(after - before, "api"), part(after - before, "reconciles"),
                      dict(self.events() - events0), cpu, part(after - before, "nudges"), by_operator,
-                     by_process)
+                     by_process, dict(served))
 
     def steady(self, seconds: float, quiet: float) -> Steady:
         time.sleep(quiet)  # first heartbeats and polls after the protection are not steady state
