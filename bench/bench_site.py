@@ -137,15 +137,24 @@ class Steady:
     seconds: float
     per_operator: dict[str, dict[str, float]] = field(default_factory=dict)
     s3_by_object: dict[str, dict[str, int]] = field(default_factory=dict)
+    api_by_verb: dict[str, dict[str, int]] = field(default_factory=dict)
+    reconciles: dict[str, int] = field(default_factory=dict)
+    #: What the API servers served in the window, from every client (see `Phase.server_requests`).
+    server_requests: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         out = []
         for name, f in self.per_operator.items():
             kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.s3_by_object.get(name, {}).items(),
                                                              key=lambda x: -x[1]))
+            verbs = ", ".join(f"{k} {v}" for k, v in sorted(self.api_by_verb.get(name, {}).items(),
+                                                            key=lambda x: -x[1]))
             out.append(f"steady    {name}: CPU {f['cpu_percent']:.2f}% of a core, RSS {f['rss_mib']:.0f} MiB, "
                        f"S3 {f['s3_per_minute']:.0f}/min ({kinds or 'none'} in {self.seconds:.0f} s), "
-                       f"API {f['api_per_minute']:.0f}/min")
+                       f"API {f['api_per_minute']:.0f}/min ({verbs or 'none'}), "
+                       f"{self.reconciles.get(name, 0)} DRControl reconciles")
+        served = ", ".join(f"{k} {v}" for k, v in sorted(self.server_requests.items(), key=lambda x: -x[1]) if v)
+        out.append(f"steady    API servers served in {self.seconds:.0f} s (all clients): {served or 'nothing'}")
         return out
 
 
@@ -439,6 +448,7 @@ class Site:
         pids = {n: p.proc.pid for n, p in self.operators.items() if p.proc is not None}
         cpu0 = {n: proc_cpu_seconds(pid) for n, pid in pids.items()}
         counts0 = {n: scrape(port) for n, port in self.ports.items()}
+        served0 = self.served()
         t0 = time.monotonic()
         rss: dict[str, float] = {n: 0.0 for n in pids}
         while time.monotonic() - t0 < seconds:
@@ -446,7 +456,7 @@ class Site:
             for n, pid in pids.items():
                 rss[n] = max(rss[n], proc_rss_mib(pid))
         elapsed = time.monotonic() - t0
-        out = Steady(elapsed)
+        out = Steady(elapsed, server_requests=dict(self.served() - served0))
         for n, pid in pids.items():
             seen = scrape(self.ports[n]) - counts0[n]
             out.per_operator[n] = {
@@ -454,6 +464,8 @@ class Site:
                 "s3_per_minute": 60 * sum(part(seen, "s3").values()) / elapsed,
                 "api_per_minute": 60 * sum(part(seen, "api").values()) / elapsed}
             out.s3_by_object[n] = part(seen, "s3")
+            out.api_by_verb[n] = part(seen, "api")
+            out.reconciles[n] = part(seen, "reconciles").get("drcontrol", 0)
         return out
 
 

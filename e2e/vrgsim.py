@@ -128,6 +128,12 @@ class Simulator:
         # The VRGs as a watch delivers them (a LIST several times a second would load the API server
         # and this process with every VRG however few change); None until the first LIST.
         self._vrgs: dict[tuple[str, str], dict[str, Any]] | None = None
+        # What a step looks at: the VRGs the watch changed since the last step (all of them after a
+        # LIST or a failed step) and those whose delay ends now. Scanning every VRG five times a
+        # second cost this process CPU in proportion to the VRGs it holds, however few changed.
+        self._dirty: set[tuple[str, str]] = set()
+        self._all_dirty = True
+        self._due: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     def record(self, event: str, vrg: dict[str, Any], **extra: Any) -> None:
@@ -159,6 +165,7 @@ class Simulator:
                 listed = self.api.list_cluster_custom_object(GROUP, VERSION, PLURAL)
                 with self._lock:
                     self._vrgs = {_key(v): v for v in listed["items"]}
+                    self._all_dirty = True
                 stream = watch.Watch()
                 for ev in stream.stream(self.api.list_cluster_custom_object, GROUP, VERSION, PLURAL,
                                         resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=30):
@@ -170,15 +177,34 @@ class Simulator:
                             (self._vrgs or {}).pop(_key(obj), None)
                         elif self._vrgs is not None:
                             self._vrgs[_key(obj)] = obj
+                        self._dirty.add(_key(obj))
                     if self.stop.is_set():
                         stream.stop()
             except Exception as e:  # an API outage: keep trying
                 log.warning("watch failed: %s", e)
                 self.stop.wait(1.0)
 
-    def _snapshot(self) -> list[dict[str, Any]] | None:
+    def _changed(self) -> list[tuple[tuple[str, str], dict[str, Any] | None]] | None:
+        """The VRGs to look at now, as held (None: gone), and forget that they were due."""
         with self._lock:
-            return None if self._vrgs is None else list(self._vrgs.values())
+            if self._vrgs is None:
+                return None
+            # After a LIST, the VRGs deleted while no watch ran are among those the step has seen.
+            keys = set(self._vrgs) | set(self.seen) if self._all_dirty else self._dirty
+            self._all_dirty, self._dirty = False, set()
+            now = time.monotonic()
+            keys |= {k for k, due in self._due.items() if due <= now}
+            for k in keys:
+                self._due.pop(k, None)
+            return [(k, self._vrgs.get(k)) for k in keys]
+
+    def _again(self, key: tuple[str, str], after: float = 0.0) -> None:
+        """Look at `key` again `after` seconds from now (0: at the next step)."""
+        with self._lock:
+            if after <= 0:
+                self._dirty.add(key)
+            else:
+                self._due[key] = min(self._due.get(key, float("inf")), time.monotonic() + after)
 
     def _seen_patched(self, obj: dict[str, Any]) -> None:
         """What a status patch returned, so the next step does not act on the older copy again."""
@@ -187,39 +213,49 @@ class Simulator:
                 self._vrgs[_key(obj)] = obj
 
     def step(self) -> None:
-        items = self._snapshot()
+        items = self._changed()
         if items is None:
             return
-        live_keys = set()
-        for vrg in items:
-            key = (vrg["metadata"]["namespace"], vrg["metadata"]["name"])
-            live_keys.add(key)
-            with self._lock:
-                if key in self._acting:
-                    continue  # its report is being written; the next step sees what it returned
-            if vrg["metadata"].get("deletionTimestamp"):
-                self._finalize(vrg)
-                continue
-            fp = fingerprint(vrg)
-            seen = self.seen.get(key)
-            if seen is None or seen.fingerprint != fp:
-                self.seen[key] = seen = Seen(fp, time.monotonic())
-                self.record("spec", vrg, replicationState=fp[1], generation=fp[0],
-                            prepareForFinalSync=fp[2], runFinalSync=fp[3])
-            if time.monotonic() - seen.since < self.delay:
-                continue
-            status = desired_status(vrg, _now())
-            old = vrg.get("status") or {}
-            if all(old.get(k) == v for k, v in status.items() if k not in ("lastUpdateTime", "lastGroupSyncTime")):
-                continue
-            if self._pool is None:
-                self._report(key, vrg, status)
-                continue
-            with self._lock:
-                self._acting.add(key)
-            self._pool.submit(self._report_in_worker, key, vrg, status)
-        for gone in set(self.seen) - live_keys:
-            del self.seen[gone]
+        done = 0
+        try:
+            for key, vrg in items:
+                self._step_one(key, vrg)
+                done += 1
+        except Exception:
+            with self._lock:  # the rest are looked at again (run() waits a second first)
+                self._dirty.update(k for k, _ in items[done:])
+            raise
+
+    def _step_one(self, key: tuple[str, str], vrg: dict[str, Any] | None) -> None:
+        if vrg is None:
+            self.seen.pop(key, None)
+            return
+        with self._lock:
+            if key in self._acting:
+                return  # its report is being written; the worker asks for another look when done
+        if vrg["metadata"].get("deletionTimestamp"):
+            self._finalize(vrg)
+            return
+        fp = fingerprint(vrg)
+        seen = self.seen.get(key)
+        if seen is None or seen.fingerprint != fp:
+            self.seen[key] = seen = Seen(fp, time.monotonic())
+            self.record("spec", vrg, replicationState=fp[1], generation=fp[0],
+                        prepareForFinalSync=fp[2], runFinalSync=fp[3])
+        wait = seen.since + self.delay - time.monotonic()
+        if wait > 0:
+            self._again(key, wait)
+            return
+        status = desired_status(vrg, _now())
+        old = vrg.get("status") or {}
+        if all(old.get(k) == v for k, v in status.items() if k not in ("lastUpdateTime", "lastGroupSyncTime")):
+            return
+        if self._pool is None:
+            self._report(key, vrg, status)
+            return
+        with self._lock:
+            self._acting.add(key)
+        self._pool.submit(self._report_in_worker, key, vrg, status)
 
     def _report_in_worker(self, key: tuple[str, str], vrg: dict[str, Any], status: dict[str, Any]) -> None:
         try:
@@ -229,6 +265,7 @@ class Simulator:
         finally:
             with self._lock:
                 self._acting.discard(key)
+                self._dirty.add(key)
 
     def _report(self, key: tuple[str, str], vrg: dict[str, Any], status: dict[str, Any]) -> None:
         """Upload a Primary's metadata, then patch the status, as Ramen's VRG reconcile does."""
@@ -238,6 +275,7 @@ class Simulator:
             except Exception as e:  # its S3 store is down: Ramen still promotes, and says so
                 log.warning("upload failed: %s", e)
                 status = desired_status(vrg, _now(), uploaded=False)
+                self._again(key, 1.0)  # and uploads again later, as Ramen's requeue does
         try:
             self._seen_patched(self.api.patch_namespaced_custom_object_status(
                 GROUP, VERSION, key[0], PLURAL, key[1], {"status": status}))
