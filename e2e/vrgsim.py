@@ -135,6 +135,7 @@ class Simulator:
         self._all_dirty = True
         self._due: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
+        self.watch_seconds = 30  # how long one WATCH request runs before the next one goes on from it
 
     def record(self, event: str, vrg: dict[str, Any], **extra: Any) -> None:
         if self.timeline is None:
@@ -159,19 +160,25 @@ class Simulator:
             self.s3.put_object(Bucket=self.bucket, Key=base + key, Body=gzip.compress(json.dumps(body).encode()))
 
     def watch(self) -> None:
-        """Keep `_vrgs` current: LIST, then WATCH from its resourceVersion; LIST again after any error."""
+        """Keep `_vrgs` current: LIST, then WATCH from its resourceVersion, and WATCH again from the last
+        one seen when a watch ends its time; LIST again only after an error (e.g. 410 Gone)."""
+        rv: str | None = None
         while not self.stop.is_set():
             try:
-                listed = self.api.list_cluster_custom_object(GROUP, VERSION, PLURAL)
-                with self._lock:
-                    self._vrgs = {_key(v): v for v in listed["items"]}
-                    self._all_dirty = True
+                if rv is None:
+                    listed = self.api.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+                    with self._lock:
+                        self._vrgs = {_key(v): v for v in listed["items"]}
+                        self._all_dirty = True
+                    rv = str(listed["metadata"]["resourceVersion"])
                 stream = watch.Watch()
                 for ev in stream.stream(self.api.list_cluster_custom_object, GROUP, VERSION, PLURAL,
-                                        resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=30):
+                                        resource_version=rv, timeout_seconds=self.watch_seconds):
                     obj = ev["object"]
                     if ev["type"] == "ERROR":
-                        break  # e.g. 410 Gone: the resourceVersion expired, LIST again
+                        rv = None  # e.g. 410 Gone: the resourceVersion expired, LIST again
+                        break
+                    rv = str(obj["metadata"]["resourceVersion"])
                     with self._lock:
                         if ev["type"] == "DELETED":
                             (self._vrgs or {}).pop(_key(obj), None)
@@ -182,6 +189,7 @@ class Simulator:
                         stream.stop()
             except Exception as e:  # an API outage: keep trying
                 log.warning("watch failed: %s", e)
+                rv = None
                 self.stop.wait(1.0)
 
     def _changed(self) -> list[tuple[tuple[str, str], dict[str, Any] | None]] | None:

@@ -162,3 +162,33 @@ def test_a_step_looks_only_at_the_vrgs_that_changed_or_fell_due(simulator: Simul
     _wait(lambda: (east.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "app")
                    .get("status", {}).get("state")) == "Primary")
     assert (namespace, "app") in looked
+
+
+def test_a_watch_that_ends_its_time_goes_on_without_listing_again(east: Cluster, s3: Any, s3_settings: dict[str, str],
+                                                                   key_prefix: str, namespace: str,
+                                                                   tmp_path: Path) -> None:
+    # A LIST of every VRG each 30 s (and a step over all of them after it) is what the watch spares.
+    install_crds(east.api, EXTERNAL_CRDS)
+    api = east.custom
+    calls: list[bool] = []
+    list_all = api.list_cluster_custom_object
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(bool(kwargs.get("watch")))
+        return list_all(*args, **kwargs)
+
+    api.list_cluster_custom_object = counting
+    sim = Simulator(api, "east", s3, s3_settings["bucket"], key_prefix, 0.1, tmp_path / "timeline.jsonl")
+    sim.watch_seconds = 1
+    t = threading.Thread(target=sim.run, args=(0.05,), daemon=True)
+    t.start()
+    try:
+        time.sleep(3.5)  # three watches or more run out their second
+        east.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _vrg(namespace, "secondary"))
+        _wait(lambda: (east.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "app")
+                       .get("status", {}).get("state")) == "Secondary")
+    finally:
+        sim.stop.set()
+        t.join(timeout=5)
+    assert calls.count(False) == 1, calls
+    assert calls.count(True) >= 3, calls
