@@ -35,9 +35,16 @@ build: $(STAMP)
 unit: $(STAMP)
 	@$(VENV)/bin/pytest tests/unit
 
+# The unit and simulation tests need CPU, the suites against real servers mostly wait on them: the
+# two run side by side, the first niced, its report printed once both are done.
 test: lint typecheck build
-	@echo "==> pytest (unit, integration against real kube-apiservers and S3, e2e scenarios)"
-	@$(VENV)/bin/pytest
+	@echo "==> pytest: e2e scenarios and integration against real kube-apiservers and S3; beside them, niced, unit and simulation tests (their report follows)"
+	@log=$$(mktemp); \
+	 nice -n 5 $(VENV)/bin/pytest tests/unit tests/sim >"$$log" 2>&1 & fast=$$!; \
+	 $(VENV)/bin/pytest tests/e2e tests/integration; real=$$?; \
+	 wait $$fast; quick=$$?; \
+	 echo "==> unit and simulation tests"; cat "$$log"; rm -f "$$log"; \
+	 test $$real -eq 0 && test $$quick -eq 0
 
 env-up: build
 	@$(PY) -m e2e.localenv up --clusters east,west
