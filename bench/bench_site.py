@@ -72,6 +72,18 @@ View = tuple[int, str, bool, str]
 AppId = tuple[str, str]  # (namespace, name)
 
 
+def most_first(counts: dict[str, int] | dict[str, float], per: float = 1.0, digits: int = 1,
+               at_least: float = 0.0) -> str:
+    """"name value, ..." largest first, each value divided by `per` (e.g. the apps) and rounded."""
+    return ", ".join(f"{k} {v / per:.{digits}f}" for k, v in sorted(counts.items(), key=lambda x: -x[1])
+                     if v / per >= at_least)
+
+
+def prom_labels(text: str) -> dict[str, str]:
+    """The labels of one Prometheus sample line ('a="x",b="y"'), their quotes removed."""
+    return {k: v.strip('"') for k, v in (kv.split("=", 1) for kv in text.split(","))}
+
+
 @dataclass
 class Phase:
     name: str
@@ -105,11 +117,12 @@ class Phase:
         p50 = statistics.median(q) if q else 0.0
         p95 = q[min(len(q) - 1, int(0.95 * len(q)))] if q else 0.0
         s3 = sum(self.s3_by_object.values())
-        kinds = ", ".join(f"{k} {v / self.apps:.1f}" for k, v in sorted(self.s3_by_object.items(), key=lambda x: -x[1]))
+        kinds = most_first(self.s3_by_object, self.apps)
         reconciles = self.reconciles.get("drcontrol", 0)
-        events = ", ".join(f"{k} {v / self.apps:.1f}"
-                           for k, v in sorted(self.events_by_reason.items(), key=lambda x: -x[1]))
-        verbs = ", ".join(f"{k} {v / self.apps:.1f}" for k, v in sorted(self.api_by_verb.items(), key=lambda x: -x[1]))
+        events = most_first(self.events_by_reason, self.apps)
+        verbs = most_first(self.api_by_verb, self.apps)
+        served = most_first(self.server_requests, self.apps, at_least=0.05)
+        cpu = most_first(self.cpu_by_process, self.apps / 1000, digits=0)
         by_operator = ""
         if self.per_app_by_operator:
             o = sorted(self.per_app_by_operator)
@@ -124,12 +137,9 @@ class Phase:
                 + (f"; nudges sent {self.nudges.get('sent', 0)} ({self.nudges.get('coalesced', 0)} writes "
                    f"coalesced into them)" if self.nudges else "") + "\n"
                 f"{'':<10}Events per app: {events or 'none'}"
-                + (f"\n{'':<10}API servers served, per app (all clients): {served}" if (served := ", ".join(
-                    f"{k} {v / self.apps:.1f}" for k, v in sorted(self.server_requests.items(), key=lambda x: -x[1])
-                    if v / self.apps >= 0.05)) else "")
+                + (f"\n{'':<10}API servers served, per app (all clients): {served}" if served else "")
                 + (f"\n{'':<10}CPU in the phase, ms per app: {cpu} (wall {self.total_from_first_request:.0f} s)"
-                   if (cpu := ", ".join(f"{k} {1000 * v / self.apps:.0f}" for k, v in
-                                        sorted(self.cpu_by_process.items(), key=lambda x: -x[1]))) else ""))
+                   if cpu else ""))
 
 
 @dataclass
@@ -145,15 +155,13 @@ class Steady:
     def lines(self) -> list[str]:
         out = []
         for name, f in self.per_operator.items():
-            kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.s3_by_object.get(name, {}).items(),
-                                                             key=lambda x: -x[1]))
-            verbs = ", ".join(f"{k} {v}" for k, v in sorted(self.api_by_verb.get(name, {}).items(),
-                                                            key=lambda x: -x[1]))
+            kinds = most_first(self.s3_by_object.get(name, {}), digits=0)
+            verbs = most_first(self.api_by_verb.get(name, {}), digits=0)
             out.append(f"steady    {name}: CPU {f['cpu_percent']:.2f}% of a core, RSS {f['rss_mib']:.0f} MiB, "
                        f"S3 {f['s3_per_minute']:.0f}/min ({kinds or 'none'} in {self.seconds:.0f} s), "
                        f"API {f['api_per_minute']:.0f}/min ({verbs or 'none'}), "
                        f"{self.reconciles.get(name, 0)} DRControl reconciles")
-        served = ", ".join(f"{k} {v}" for k, v in sorted(self.server_requests.items(), key=lambda x: -x[1]) if v)
+        served = most_first(self.server_requests, digits=0, at_least=1)
         out.append(f"steady    API servers served in {self.seconds:.0f} s (all clients): {served or 'nothing'}")
         return out
 
@@ -188,9 +196,8 @@ def scrape(port: int) -> Counter[str]:
         m = SAMPLE_LINE.match(line)
         if not m:
             continue
-        labels = dict(kv.split("=", 1) for kv in m.group(2).split(","))
         prefix, label = SPLIT_BY[m.group(1)]
-        out[f"{prefix}/{labels.get(label, '').strip(chr(34))}"] += int(float(m.group(3)))
+        out[f"{prefix}/{prom_labels(m.group(2)).get(label, '')}"] += int(float(m.group(3)))
     return out
 
 
@@ -207,8 +214,7 @@ def scrape_server(cluster: Cluster) -> Counter[str]:
         m = SERVER_LINE.match(line)
         if not m:
             continue
-        labels = dict(kv.split("=", 1) for kv in m.group(1).split(","))
-        get = {k: v.strip(chr(34)) for k, v in labels.items()}.get
+        get = prom_labels(m.group(1)).get
         if not get("resource") or get("verb") == "WATCH":
             continue
         sub = f"/{get('subresource')}" if get("subresource") else ""

@@ -206,13 +206,10 @@ class Simulator:
                 self._due.pop(k, None)
             return [(k, self._vrgs.get(k)) for k in keys]
 
-    def _again(self, key: tuple[str, str], after: float = 0.0) -> None:
-        """Look at `key` again `after` seconds from now (0: at the next step)."""
+    def _again(self, key: tuple[str, str], after: float) -> None:
+        """Look at `key` again `after` seconds from now."""
         with self._lock:
-            if after <= 0:
-                self._dirty.add(key)
-            else:
-                self._due[key] = min(self._due.get(key, float("inf")), time.monotonic() + after)
+            self._due[key] = min(self._due.get(key, float("inf")), time.monotonic() + after)
 
     def _seen_patched(self, obj: dict[str, Any]) -> None:
         """What a status patch returned, so the next step does not act on the older copy again."""
