@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.api import DRCLUSTER, DRCONTROL, DRPOLICY, NETWORKFENCE, VRG
+from reconciler.api.common import parse_time
+from reconciler.api.conditions import Condition, set_condition
 from reconciler.controllers.nudge import NUDGE_ANNOTATION
 from reconciler.controllers.peering import Peering, PeeringError, PeeringRegistry
 from reconciler.controllers.volsync import VolSyncKeys, ensure_psk_secret
@@ -798,9 +800,17 @@ def _vrg_write_failed(status: dict[str, Any], message: str, now: str) -> dict[st
 
 
 def _set_condition(status: dict[str, Any], ctype: str, reason: str, message: str, now: str) -> dict[str, Any]:
-    """The planned status with one of its conditions turned False by what a write found."""
+    """The planned status with one of its conditions turned False by what a write found.
+
+    Through `set_condition`, as the planner's conditions go: the transition time moves only when the
+    status flips (and strictly increases), and a long API message is cut to what the CRD accepts.
+    """
     status = json_copy(status)
-    for c in status.get("conditions", []):
-        if c["type"] == ctype:
-            c.update(status="False", reason=reason, message=message, lastTransitionTime=now)
+    conditions = status.get("conditions") or []
+    for i, c in enumerate(conditions):
+        if c.get("type") == ctype:
+            cond = Condition.from_dict(c, f"status.conditions[{i}]")
+            out = set_condition([cond], ctype, False, reason, message, now=parse_time(now),
+                                observed_generation=cond.observed_generation)
+            conditions[i] = out[0].to_dict()
     return status

@@ -411,21 +411,28 @@ class _Planner:
 
     def _vrg_condition(self, want: str | None) -> None:
         v = self.inp.vrg
+        # From the write that asks a role of the VRG until the VRG reports on it, one message: the
+        # echo of that write (spec ahead of status) then changes nothing, where another message cost
+        # a status write per app and per action.
+        asked = f"VRG is asked to become {want}"
         if not v.exists and self.plan.vrg is not None:
-            self.sb.condition("VRGHealthy", False, "VRGProgressing", "the VolumeReplicationGroup is being created")
+            self.sb.condition("VRGHealthy", False, "VRGProgressing",
+                              asked if want else "the VolumeReplicationGroup is being created")
         elif not v.exists:
             self.sb.condition("VRGHealthy", False, "VRGNotFound", "the VolumeReplicationGroup does not exist yet")
         elif want == PRIMARY and v.ready_as_primary:
             self.sb.condition("VRGHealthy", True, "Primary", "VRG is Primary with DataReady and ClusterDataReady")
         elif want == SECONDARY and v.ready_as_secondary:
             self.sb.condition("VRGHealthy", True, "Secondary", "VRG reports Secondary")
+        elif not v.current and want and v.desired_state == want:
+            self.sb.condition("VRGHealthy", False, "VRGProgressing", asked)
         elif not v.current:
             self.sb.condition("VRGHealthy", False, "VRGProgressing",
                               f"VRG status is for generation {v.observed_generation}, spec is at {v.generation}")
         elif want and v.desired_state and v.desired_state != want:
             # Asked of it by this plan (or the last): a VRG on its way to a new role is progressing,
             # not failing. Said so, every promotion and demotion would raise a Warning and its recovery.
-            self.sb.condition("VRGHealthy", False, "VRGProgressing", f"VRG is asked to become {want}")
+            self.sb.condition("VRGHealthy", False, "VRGProgressing", asked)
         else:
             why = v.blocked_by()
             self.sb.condition("VRGHealthy", False, "VRGNotReady",

@@ -182,6 +182,24 @@ def test_a_vrg_being_created_is_progressing_not_missing() -> None:
     assert not [e for e in p.events if e.type == "Warning"], p.events
 
 
+def test_the_echo_of_the_vrg_write_changes_no_status() -> None:
+    """Between the write that asks a role of the VRG and the VRG's report on it, the status stays put:
+    a message that changed on the echo (spec ahead of status) cost a status write per app per action."""
+    for cluster, d, before, co in (
+            ("west", drc(action="Failover", target="west"), SECONDARY_READY_VRG, state("west", 2, "Failover")),
+            ("east", drc(status={"generation": 1, "currentPrimary": "east"}), PRIMARY_READY,
+             state("west", 2, "Failover")),
+            ("east", drc(), None, state("east", 1))):
+        asked = plan(inp(cluster, d, v=before, co=co))
+        assert asked.vrg is not None
+        want = asked.vrg["spec"]["replicationState"]
+        # The VRG as the write left it: the new role in its spec, its status still about the old one.
+        echo = vrg(want, before.state if before else "", generation=4, observed=3 if before else 0)
+        again = plan(inp(cluster, {**d, "status": asked.status}, v=echo, co=co))
+        assert cond(again, "VRGHealthy") == cond(asked, "VRGHealthy"), cluster
+        assert again.status == asked.status, cluster
+
+
 # -- S3 trouble freezes roles ------------------------------------------------------
 def test_s3_unreachable_freezes_roles_and_says_why() -> None:
     prev = plan(inp("east", v=PRIMARY_READY, co=state("east", 1))).status
