@@ -243,6 +243,10 @@ class Observer:
         # Per app: (action, result, completedAt) of the DRControl's status.lastAction.
         self._actions: dict[str, dict[AppId, tuple[str, str, str]]] = {c: {} for c in clusters}
         self._changed: set[AppId] = set()
+        # When each app's view (either cluster, either kind) last changed: an app is done from the
+        # change that made it so, not from when a phase looked (the phase's thread is busy patching
+        # at first, and saw apps done meanwhile only once the last patch was sent).
+        self._changed_at: dict[AppId, float] = {}
         self._stop = threading.Event()
         self._synced = threading.Barrier(1 + len(clusters) * len(self.KINDS))
         self._threads = [threading.Thread(target=self._run, args=(c.name, c.kubeconfig, kind), daemon=True,
@@ -268,6 +272,11 @@ class Observer:
             return None
         return dt.datetime.strptime(got[2], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
 
+    def changed_at(self, app: AppId) -> float:
+        """The monotonic time at which the app's view last changed (0 if never seen)."""
+        with self._cond:
+            return self._changed_at.get(app, 0.0)
+
     def changed(self, timeout: float) -> set[AppId]:
         with self._cond:
             if not self._changed:
@@ -279,12 +288,15 @@ class Observer:
              replace: bool = False) -> None:
         with self._cond:
             table: dict[AppId, Any] = self._drc[cluster] if kind == "drcontrols" else self._vrg[cluster]
+            now = time.monotonic()
+            old = dict(table) if replace else None
             if replace:
                 self._changed |= table.keys()
                 table.clear()
             for o in objs:
                 app = (o["metadata"]["namespace"], o["metadata"]["name"])
                 st = o.get("status") or {}
+                was = old.get(app) if old is not None else table.get(app)
                 if deleted:
                     table.pop(app, None)
                 elif kind == "drcontrols":
@@ -295,6 +307,8 @@ class Observer:
                                                    str(la.get("completedAt") or ""))
                 else:
                     table[app] = str(st.get("state") or "")
+                if table.get(app) != was:
+                    self._changed_at[app] = now
                 self._changed.add(app)
             self._cond.notify_all()
 
@@ -422,7 +436,7 @@ class Site:
             now = time.monotonic()
             for app in check - finished.keys():
                 if done(self.observer.view("east", app), self.observer.view("west", app)):
-                    finished[app] = now
+                    finished[app] = max(self.observer.changed_at(app), requested.get(app, t_first))
             if len(finished) == len(self.apps):
                 break
             if now > deadline:
